@@ -1,0 +1,81 @@
+"""Self-checks: one call per task gives a student an immediate, specific verdict.
+
+A check never raises. It returns a `CheckResult` with one of four outcomes (after learntools):
+correct, incorrect (an `AssertionError` from the check, whose message names what was produced),
+not attempted (the starter still raises `NotImplementedError`, or returns the placeholder), and
+error (the student's code raised something else). The hidden tests that grade are separate.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, ParamSpec
+
+__all__ = ["CheckResult", "NotAttempted", "check", "expect"]
+
+Outcome = Literal["correct", "incorrect", "not attempted", "error"]
+P = ParamSpec("P")
+
+_ICONS = {"correct": "✅", "incorrect": "❌", "not attempted": "💡", "error": "💥"}
+_COLOURS = {"correct": "#1b5e20", "incorrect": "#b71c1c", "not attempted": "#0d47a1", "error": "#e65100"}
+
+
+class NotAttempted(Exception):
+    """The task's starter code has not been replaced yet."""
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The verdict of one self-check; truthy only when correct."""
+
+    task: str
+    outcome: Outcome
+    message: str
+
+    def __bool__(self) -> bool:
+        return self.outcome == "correct"
+
+    def __repr__(self) -> str:
+        return f"{_ICONS[self.outcome]} {self.task}: {self.outcome} — {self.message}"
+
+    def _repr_html_(self) -> str:
+        colour = _COLOURS[self.outcome]
+        return (
+            f'<div style="border-left:4px solid {colour};padding:4px 8px">'
+            f"{_ICONS[self.outcome]} <b>{html.escape(self.task)}</b>: "
+            f'<span style="color:{colour}">{self.outcome}</span> — {html.escape(self.message)}</div>'
+        )
+
+
+def expect(condition: Any, message: str) -> None:
+    """Fail the check with `message` (say what the student's code produced) unless `condition`."""
+    if not condition:
+        raise AssertionError(message)
+
+
+def check(task: str) -> Callable[[Callable[P, str | None]], Callable[P, CheckResult]]:
+    """Turn a function of asserts into a self-check for `task` that returns a `CheckResult`."""
+
+    def decorate(body: Callable[P, str | None]) -> Callable[P, CheckResult]:
+        @functools.wraps(body)
+        def run(*args: P.args, **kwargs: P.kwargs) -> CheckResult:
+            try:
+                praise = body(*args, **kwargs)
+            except NotAttempted as exc:
+                return CheckResult(task, "not attempted", str(exc))
+            except NotImplementedError:
+                return CheckResult(task, "not attempted",
+                                   "your code still raises `NotImplementedError` — replace it with "
+                                   "your solution, run that cell, then run this check again.")
+            except AssertionError as exc:
+                return CheckResult(task, "incorrect", str(exc) or "an assertion failed")
+            except Exception as exc:  # the student's code failed: say how, without a traceback
+                return CheckResult(task, "error", f"your code raised {type(exc).__name__}: {exc}")
+            return CheckResult(task, "correct", praise or "well done.")
+
+        return run
+
+    return decorate

@@ -1,0 +1,36 @@
+"""nbgrader configuration for the Chapter 7 workbook (course root = this folder).
+
+Grading runs every notebook on the simulated provider (fast, deterministic, no key): the hidden
+tests check behaviour, not the text of a model's answer. Set WORKBOOK_GRADING_LM to grade on
+another backend.
+"""
+
+import os
+from pathlib import Path
+
+c = get_config()  # noqa: F821 (provided by nbgrader)
+
+c.CourseDirectory.root = str(Path(__file__).resolve().parent)
+c.CourseDirectory.course_id = "dspy-ch07"
+# The percent-format masters (*.py) and any cache a notebook writes stay out of the release.
+c.CourseDirectory.ignore = [
+    ".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "*.py", ".workbook_cache",
+]
+
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+
+# A cell may take this long before it is interrupted and recorded as an error, so a submission
+# that hangs scores 0 for what it did not finish instead of stalling the whole grading run.
+c.Execute.timeout = 120
+c.Execute.interrupt_on_timeout = True
+c.Execute.error_on_timeout = {
+    "ename": "CellTimeoutError",
+    "evalue": "this cell ran for more than 120 s and was stopped: check for an infinite loop or a "
+              "call that never returns",
+    "traceback": ["CellTimeoutError: cell stopped after 120 s"],
+}
+c.Execute.execute_retries = 0  # a retried run would hide a flaky test instead of fixing it
+
+os.environ["WORKBOOK_LM"] = os.environ.get("WORKBOOK_GRADING_LM", "sim")
+os.environ.setdefault("WORKBOOK_SIM_LATENCY", "0.01")

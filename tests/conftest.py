@@ -1,0 +1,33 @@
+"""Shared fixtures: the repository root, and an environment for subprocesses of this venv."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def venv_env() -> dict[str, str]:
+    """This interpreter's environment with its bin/ first on PATH (nbgrader calls `alembic`)."""
+    bin_dir = str(Path(sys.executable).parent)
+    return {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+            "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
+
+
+@pytest.fixture(autouse=True)
+def fresh_dspy_cache():
+    """Each test starts with DSPy's cache empty and in memory only (never the user's ~/.dspy_cache)."""
+    import dspy
+
+    dspy.configure_cache(enable_disk_cache=False, enable_memory_cache=True)
+    yield
