@@ -17,7 +17,6 @@ orphaned file (a generated file whose master is gone), and exits 1 if there is a
 from __future__ import annotations
 
 import argparse
-import ast
 import os
 import shutil
 import subprocess
@@ -108,7 +107,7 @@ def solution_script(py_path: Path, notebook_name: str) -> str:
 def _wrap_top_level_await(body: str) -> str:
     """Scripts cannot `await` at top level (notebooks can): run such a key inside `asyncio.run`."""
     try:
-        ast.parse(body)
+        compile(body, "<answer key>", "exec")  # ast.parse accepts a top-level await; compile does not
         return body
     except SyntaxError:
         indented = "".join(f"    {line}" if line.strip() else line for line in body.splitlines(keepends=True))
@@ -181,9 +180,10 @@ def execute_masters(timeout: int, only: list[str]) -> None:
         nb = nbformat.read(ipynb, as_version=4)
         print(f"executing {ipynb.relative_to(ROOT)} …", flush=True)
         os.environ.update(venv_env())
-        NotebookClient(nb, timeout=timeout, kernel_name="python3",
+        NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
                        resources={"metadata": {"path": str(ipynb.parent)}}).execute()
-        ipynb.write_text(_dump(nb))
+        # Re-derive from the text master so only the outputs are new (no run metadata).
+        ipynb.write_text(_dump(master_notebook(py_path, nb)))
 
 
 def main() -> int:

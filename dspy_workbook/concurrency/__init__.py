@@ -1,0 +1,34 @@
+"""Support code for Exercise 2 (async DSPy): measuring, charting, test programs — not the answers.
+
+The runner, the rate limiter, the timeout and the streaming helpers are what students write in the
+notebook; this package only measures what their code does and supplies programs to run it on.
+"""
+
+from ._inflight import InFlight
+from ._programs import FlakyQA, GatedQA, demo_latency, distinct_questions
+from ._stats import LatencySummary, percentile, summarize
+from ._throughput import (
+    ThroughputRow,
+    format_table,
+    measure_concurrent,
+    measure_sequential,
+    plot_throughput,
+)
+from ._windows import max_per_window
+
+__all__ = [
+    "FlakyQA",
+    "GatedQA",
+    "InFlight",
+    "LatencySummary",
+    "ThroughputRow",
+    "demo_latency",
+    "distinct_questions",
+    "format_table",
+    "max_per_window",
+    "measure_concurrent",
+    "measure_sequential",
+    "percentile",
+    "plot_throughput",
+    "summarize",
+]

@@ -1,0 +1,360 @@
+"""Exercise 2 (async DSPy): the support code measures right; the self-checks tell right from wrong.
+
+Everything runs on the simulated provider with small latencies; each async test is bounded in time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import random
+import sys
+from pathlib import Path
+
+import dspy
+import pytest
+
+import dspy_workbook as wb
+from dspy_workbook import concurrency as cc
+from dspy_workbook.checks import ex2
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from answer_key import load_solutions  # noqa: E402
+
+
+def run(coro, seconds: float = 30):
+    """Run a coroutine on a fresh loop, failing instead of hanging."""
+    return asyncio.run(asyncio.wait_for(coro, seconds))
+
+
+async def together(*awaitables):
+    """`asyncio.gather`, but created inside the running loop."""
+    return await asyncio.gather(*awaitables)
+
+
+@pytest.fixture(autouse=True)
+def json_adapter():
+    with dspy.context(adapter=dspy.JSONAdapter(), lm=wb.sim_lm(latency=0.01, cache=False)):
+        yield
+
+
+# -- the answers: the master's own solution cells, and the wrong variants the checks must catch ----
+KEY = load_solutions("02_async", "aforward", "run_bounded", "token_bucket", "timeout", "as_completed",
+                     "stream_answer")
+DraftThenPolish = KEY.DraftThenPolish
+run_bounded = KEY.run_bounded
+TokenBucket = KEY.TokenBucket
+ask_with_timeout = KEY.ask_with_timeout
+answers_as_completed = KEY.answers_as_completed
+stream_answer = KEY.stream_answer
+
+
+class BlockingAforward(DraftThenPolish):
+    async def aforward(self, question: str) -> dspy.Prediction:
+        return self.forward(question)  # blocks the loop: the trap the check must catch
+
+
+async def naive_stream_answer(program: dspy.Module, question: str):
+    """Yields straight from streamify: closing it early leaves DSPy's task group to another task."""
+    streaming = dspy.streamify(
+        program,
+        is_async_program=True,
+        stream_listeners=[dspy.streaming.StreamListener(signature_field_name="answer")],
+    )
+    async for item in streaming(question=question):
+        if isinstance(item, dspy.streaming.StreamResponse):
+            yield item.chunk
+
+
+# -- statistics and windows ---------------------------------------------------------------------
+
+
+def test_percentile_interpolates_between_ranks() -> None:
+    assert cc.percentile([4, 1, 3, 2], 50) == 2.5
+    assert cc.percentile(list(range(1, 101)), 95) == pytest.approx(95.05)
+    assert cc.percentile([7.0], 95) == 7.0
+    with pytest.raises(ValueError):
+        cc.percentile([], 50)
+    with pytest.raises(ValueError):
+        cc.percentile([1.0], 101)
+
+
+def test_summarize_reports_rate_and_tail() -> None:
+    s = cc.summarize([0.1] * 9 + [1.0], wall_seconds=2.0)
+    assert (s.n, s.requests_per_second, s.p50) == (10, 5.0, 0.1)
+    assert 0.1 < s.p95 < 1.0
+
+
+def test_max_per_window_uses_half_open_windows() -> None:
+    assert cc.max_per_window([0.0, 0.5, 0.99, 1.0, 1.5], 1.0) == 3
+    assert cc.max_per_window([], 1.0) == 0
+    assert cc.max_per_window([2.0, 2.0, 2.0], 0.1) == 3
+
+
+def test_max_per_window_matches_brute_force() -> None:
+    rng = random.Random(7)
+    for _ in range(50):
+        times = [rng.uniform(0, 5) for _ in range(rng.randint(1, 40))]
+        brute = max(sum(start <= t < start + 1.0 for t in times) for start in times)
+        assert cc.max_per_window(times, 1.0) == brute
+
+
+def test_in_flight_counts_overlap() -> None:
+    counter = cc.InFlight()
+
+    async def hold(seconds: float) -> None:
+        async with counter:
+            await asyncio.sleep(seconds)
+
+    run(together(*(hold(0.02) for _ in range(5))))
+    assert (counter.current, counter.peak, counter.total) == (0, 5, 5)
+
+
+# -- the test programs -------------------------------------------------------------------------
+
+
+def test_flaky_qa_fails_exactly_the_marked_questions() -> None:
+    results = run(run_bounded(cc.FlakyQA(), ["ok 0", "FAIL 1", "ok 2"], 3))
+    assert isinstance(results[1], dspy.LMServerError)
+    assert results[0].answer.endswith("ok 0") and results[2].answer.endswith("ok 2")
+    with pytest.raises(dspy.LMServerError):
+        cc.FlakyQA()(question="FAIL sync")
+
+
+def test_gated_qa_holds_slow_questions_until_released() -> None:
+    async def scenario() -> list[str]:
+        gated, order = cc.GatedQA(), []
+
+        async def ask(q: str) -> None:
+            await gated.acall(question=q)
+            order.append(q)
+
+        slow = asyncio.create_task(ask("slow 1"))
+        await ask("fast 0")
+        await asyncio.sleep(0.05)
+        assert not slow.done()
+        gated.release()
+        await slow
+        return order
+
+    assert run(scenario(), 10) == ["fast 0", "slow 1"]
+
+
+# -- measuring ---------------------------------------------------------------------------------
+
+
+def test_measure_concurrent_reports_peak_and_errors() -> None:
+    lm = wb.sim_lm(latency=0.02, cache=False)
+    row = run(
+        cc.measure_concurrent(
+            run_bounded,
+            dspy.Predict("question -> answer"),
+            cc.distinct_questions(12, "m"),
+            4,
+            lm=lm,
+        )
+    )
+    assert (row.n, row.concurrency, row.peak_in_flight, row.errors) == (12, 4, 4, 0)
+    assert row.p50 <= row.p95
+    flaky = run(cc.measure_concurrent(run_bounded, cc.FlakyQA(), ["a", "FAIL b", "c"], 3))
+    assert flaky.errors == 1
+
+
+def test_measure_concurrent_rejects_a_runner_that_drops_results() -> None:
+    async def lossy(program, questions, limit):
+        return []
+
+    with pytest.raises(ValueError, match="0 results for 3 questions"):
+        run(cc.measure_concurrent(lossy, dspy.Predict("question -> answer"), ["a", "b", "c"], 2))
+
+
+def test_measure_sequential_runs_one_at_a_time() -> None:
+    lm = wb.sim_lm(latency=0.005, cache=False)
+    row = cc.measure_sequential(
+        dspy.Predict("question -> answer"), cc.distinct_questions(5, "s"), lm=lm
+    )
+    assert (row.n, row.concurrency, row.peak_in_flight) == (5, None, 1)
+    assert lm.engine.stats.calls == 5
+
+
+def test_table_and_chart_render() -> None:
+    pytest.importorskip("matplotlib").use("Agg")
+    rows = [
+        cc.ThroughputRow("sequential", None, 10, 2.0, 5.0, 0.2, 0.25, 0, 1),
+        cc.ThroughputRow("concurrency 10", 10, 10, 0.25, 40.0, 0.2, 0.25, 0, 10),
+    ]
+    table = cc.format_table(rows)
+    assert "8.0×" in table and table.count("\n") == 2
+    fig = cc.plot_throughput(rows)
+    assert len(fig.axes) == 2
+
+
+def test_distinct_questions_never_repeat() -> None:
+    questions = cc.distinct_questions(100, "x")
+    assert len(set(questions)) == 100
+    with pytest.raises(ValueError):
+        cc.distinct_questions(-1)
+
+
+# -- the behaviour the notebook teaches -----------------------------------------------------------
+
+
+def test_provider_rate_limits_are_retried_until_every_answer_arrives() -> None:
+    lm = wb.sim_lm(latency=0.005, rate_limit=20, cache=False)
+    with dspy.context(lm=lm):
+        results = run(
+            run_bounded(dspy.Predict("question -> answer"), cc.distinct_questions(30, "r"), 30)
+        )
+    assert all(isinstance(r, dspy.Prediction) for r in results)
+    assert lm.engine.stats.rate_limited > 0
+
+
+def test_without_retries_rate_limit_errors_stay_in_place() -> None:
+    lm = wb.sim_lm(latency=0.005, rate_limit=5, num_retries=0, cache=False)
+    questions = cc.distinct_questions(8, "n")
+    with dspy.context(lm=lm):
+        results = run(run_bounded(dspy.Predict("question -> answer"), questions, 8))
+    failed = [r for r in results if isinstance(r, Exception)]
+    assert failed and all(isinstance(r, dspy.LMRateLimitError) for r in failed)
+    assert all(q in r.answer for q, r in zip(questions, results) if not isinstance(r, Exception))
+
+
+def test_token_bucket_in_front_of_the_provider_keeps_it_within_its_limit() -> None:
+    lm = wb.sim_lm(latency=0.005, rate_limit=10, cache=False)
+    bucket, predict = TokenBucket(rate=8, burst=1), dspy.Predict("question -> answer")
+
+    async def throttled(question: str) -> dspy.Prediction:
+        await bucket.acquire()
+        return await predict.acall(question=question)
+
+    with dspy.context(lm=lm):
+        run(together(*(throttled(q) for q in cc.distinct_questions(15, "tb"))))
+    assert cc.max_per_window(lm.engine.stats.started_at, 1.0) <= 10
+    assert lm.engine.stats.calls == 15
+
+
+def test_asyncify_is_capped_by_async_max_workers() -> None:
+    lm = wb.sim_lm(latency=0.05, cache=False)
+    program = dspy.asyncify(dspy.Predict("question -> answer"))
+    with dspy.context(lm=lm):
+        run(together(*(program(question=q) for q in cc.distinct_questions(16, "az"))))
+    assert lm.engine.stats.max_in_flight <= dspy.settings.async_max_workers
+
+
+def test_dspy_streamify_abandoned_midway_errors_in_another_task() -> None:
+    """DSPy 3.4.1 behaviour the notebook warns about; if this starts failing, update Section 8."""
+
+    async def scenario() -> list:
+        errors: list = []
+        asyncio.get_running_loop().set_exception_handler(
+            lambda _l, ctx: errors.append(ctx.get("exception"))
+        )
+        with dspy.context(lm=wb.sim_lm(latency=0.2, cache=False)):
+            stream = naive_stream_answer(dspy.Predict("question -> answer"), "abandon me")
+            await anext(stream)
+            await stream.aclose()
+            del stream
+            try:
+                gc.collect()
+                await asyncio.sleep(0.1)
+            except asyncio.CancelledError as exc:  # the stray cancel scope cancels this task too
+                errors.append(exc)
+        return errors
+
+    errors = run(scenario(), 10)
+    assert any("cancel scope" in str(e) for e in errors), errors
+
+
+# -- the self-checks: correct answers pass, typical mistakes get a specific message ---------------
+
+
+def test_checks_accept_the_reference_answers() -> None:
+    results = [
+        ex2.check_aforward(DraftThenPolish),
+        ex2.check_run_bounded(run_bounded),
+        ex2.check_token_bucket(TokenBucket),
+        ex2.check_timeout(ask_with_timeout),
+        ex2.check_as_completed(answers_as_completed),
+        ex2.check_stream(stream_answer),
+    ]
+    assert all(r.outcome == "correct" for r in results), results
+
+
+def test_checks_report_untouched_starters_as_not_attempted() -> None:
+    class Starter(dspy.Module):
+        async def aforward(self, question: str):
+            raise NotImplementedError()
+
+    async def starter(*args):
+        raise NotImplementedError()
+
+    assert ex2.check_aforward(Starter).outcome == "not attempted"
+    assert ex2.check_run_bounded(starter).outcome == "not attempted"
+    assert ex2.check_timeout(starter).outcome == "not attempted"
+    assert ex2.check_as_completed(starter).outcome == "not attempted"
+    assert ex2.check_stream(starter).outcome == "not attempted"
+    assert ex2.check_stream(None).outcome == "not attempted"
+
+
+def test_checks_want_async_generators_where_results_stream() -> None:
+    async def returns_list(program, questions, limit):
+        return await run_bounded(program, questions, limit)
+
+    result = ex2.check_as_completed(returns_list)
+    assert result.outcome == "incorrect" and "async generator" in result.message
+
+
+def test_check_aforward_catches_a_blocking_aforward() -> None:
+    result = ex2.check_aforward(BlockingAforward)
+    assert result.outcome == "incorrect" and "blocks" in result.message
+
+
+def test_check_run_bounded_catches_an_unbounded_or_fragile_runner() -> None:
+    async def unbounded(program, questions, limit):
+        return await asyncio.gather(
+            *(program.acall(question=q) for q in questions), return_exceptions=True
+        )
+
+    async def fragile(program, questions, limit):
+        semaphore = asyncio.Semaphore(limit)
+
+        async def answer(q):
+            async with semaphore:
+                return await program.acall(question=q)
+
+        return await asyncio.gather(*(answer(q) for q in questions))
+
+    assert "in flight at once" in ex2.check_run_bounded(unbounded).message
+    assert "return_exceptions" in ex2.check_run_bounded(fragile).message
+
+
+def test_check_token_bucket_catches_a_bucket_that_never_waits() -> None:
+    class NoLimit(TokenBucket):
+        async def acquire(self) -> None:
+            return None
+
+    result = ex2.check_token_bucket(NoLimit)
+    assert result.outcome == "incorrect" and "within one second" in result.message
+
+
+def test_check_timeout_wants_the_error_returned() -> None:
+    async def raises(program, question, seconds):
+        async with asyncio.timeout(seconds):
+            return await program.acall(question=question)
+
+    assert "return the `TimeoutError`" in ex2.check_timeout(raises).message
+
+
+def test_check_as_completed_catches_gather_then_yield() -> None:
+    async def all_then_yield(program, questions, limit):
+        results = await run_bounded(program, questions, limit)
+        for pair in enumerate(results):
+            yield pair
+
+    result = ex2.check_as_completed(all_then_yield)
+    assert result.outcome == "incorrect" and "like `gather`" in result.message
+
+
+def test_check_stream_catches_an_unclean_close() -> None:
+    result = ex2.check_stream(naive_stream_answer)
+    assert result.outcome == "incorrect" and "left an error behind" in result.message
