@@ -29,29 +29,9 @@ from dspy.lm15 import Config, Message, Request
 from dspy.utils.exceptions import AdapterParseError
 
 from dspy_workbook.lm._local import LOCAL_MODEL, LocalLlamaEngine, local_lm, local_model_path
+from dspy_workbook.lm._questions import FACT_QUESTIONS
 
-QUESTIONS = [
-    "What is the capital of France?",
-    "Who wrote Hamlet?",
-    "What is 7 plus 5?",
-    "Which planet is the largest in the solar system?",
-    "What color is the sky on a clear day?",
-    "How many legs does a spider have?",
-    "What is the boiling point of water in Celsius?",
-    "Which animal is known as the king of the jungle?",
-    "What is the chemical symbol for gold?",
-    "How many days are in a week?",
-    "What is the opposite of hot?",
-    "Which ocean is the largest?",
-    "What language is spoken in Spain?",
-    "How many continents are there?",
-    "What do bees make?",
-    "What is the freezing point of water in Celsius?",
-    "Who painted the Mona Lisa?",
-    "What is the square root of 81?",
-    "What gas do plants absorb from the air?",
-    "What is the tallest mountain on Earth?",
-]
+QUESTIONS = FACT_QUESTIONS  # 20 distinct questions
 DECODE_PROMPT = [
     {"role": "user", "content": "Write a long story about a brave dragon and a small village."},
 ]

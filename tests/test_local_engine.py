@@ -24,19 +24,11 @@ import dspy
 from dspy.lm15 import ContextLengthError, LockTimeoutError, Message, Request
 from dspy.streaming import StreamListener, StreamResponse
 from dspy_workbook._errors import BackendError
+from dspy_workbook.lm._questions import FACT_QUESTIONS
 
 pytestmark = pytest.mark.local_lm
 
-QUESTIONS = [
-    "What is the capital of France?",
-    "Who wrote Hamlet?",
-    "What is 7 plus 5?",
-    "Which planet is the largest in the solar system?",
-    "What color is the sky on a clear day?",
-    "How many legs does a spider have?",
-    "What is the boiling point of water in Celsius?",
-    "Which animal is known as the king of the jungle?",
-]
+QUESTIONS = FACT_QUESTIONS[:8]
 TIMEOUT = 30.0  # seconds per bounded step; a healthy call takes well under one
 
 
