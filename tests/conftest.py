@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))  # tests import `build` and `answer_key` from tools/
+
+import build  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -19,9 +21,7 @@ def root() -> Path:
 @pytest.fixture(scope="session")
 def venv_env() -> dict[str, str]:
     """This interpreter's environment with its bin/ first on PATH (nbgrader calls `alembic`)."""
-    bin_dir = str(Path(sys.executable).parent)
-    return {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
-            "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
+    return {**build.venv_env(), "MPLBACKEND": "Agg"}
 
 
 @pytest.fixture(autouse=True)

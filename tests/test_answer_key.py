@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import sys
 import textwrap
 from pathlib import Path
 
 import jupytext
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-from answer_key import MASTERS, blank_solutions, load_solutions  # noqa: E402
+from answer_key import blank_solutions, load_solutions
+import build
 
 # A master whose every non-solution statement would fail loudly if it ran.
 FIXTURE_MASTER = '''\
@@ -75,7 +74,7 @@ def test_loads_a_known_solution_from_the_real_master() -> None:
 
 
 def test_every_solution_cell_of_every_master_loads() -> None:
-    for master in sorted(MASTERS.glob("[0-9][0-9]_*.py")):
+    for master in build.masters():
         cells = jupytext.read(master, fmt="py:percent").cells
         ids = [c.metadata["nbgrader"]["grade_id"] for c in cells if c.metadata.get("nbgrader", {}).get("solution")]
         load_solutions(master.stem, *ids)

@@ -9,8 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-import build  # noqa: E402
+import build  # tools/ is on sys.path: see conftest
 
 
 def test_every_generated_file_is_up_to_date(root: Path, venv_env: dict[str, str]) -> None:

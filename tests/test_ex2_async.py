@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import random
-import sys
-from pathlib import Path
 
 import dspy
 import pytest
@@ -18,8 +16,7 @@ import dspy_workbook as wb
 from dspy_workbook import concurrency as cc
 from dspy_workbook.checks import ex2
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-from answer_key import load_solutions  # noqa: E402
+from answer_key import load_solutions  # tools/ is on sys.path: see conftest
 
 
 def run(coro, seconds: float = 30):

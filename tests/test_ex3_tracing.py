@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import runpy
-import sys
 from pathlib import Path
 
 import dspy
@@ -29,8 +28,7 @@ from dspy_workbook.tracing import (
 matplotlib.use("Agg")
 ROOT = Path(__file__).resolve().parents[1]
 KEY = ROOT / "solutions" / "exercise3_debugging.py"
-sys.path.insert(0, str(ROOT / "tools"))
-from answer_key import load_solutions  # noqa: E402
+from answer_key import load_solutions  # noqa: E402 (tools/ is on sys.path: see conftest)
 
 
 @pytest.fixture(scope="module")

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from build import master_notebooks
 from nbclient import NotebookClient
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[1]
-MASTERS = sorted((ROOT / "source" / "ch07").glob("[0-9][0-9]_*.ipynb"))
+MASTERS = master_notebooks()
 VOLATILE = ("execution_count", "metadata", "transient")
 
 

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from build import master_notebooks
 
-ROOT = Path(__file__).resolve().parents[1]
-MASTERS = sorted((ROOT / "source" / "ch07").glob("[0-9][0-9]_*.ipynb"))
+MASTERS = master_notebooks()
 
 
 @pytest.mark.parametrize("master", MASTERS, ids=[m.stem for m in MASTERS])

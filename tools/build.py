@@ -40,6 +40,11 @@ def masters() -> list[Path]:
     return sorted(SOURCE.glob("[0-9][0-9]_*.py"))
 
 
+def master_notebooks() -> list[Path]:
+    """The nbgrader master notebooks generated from `masters()`, in the same order."""
+    return [py_path.with_suffix(".ipynb") for py_path in masters()]
+
+
 def solution_script_name(stem: str) -> str | None:
     """`01_caching` -> `exercise1_caching.py`; the start notebook (00) has no answer key."""
     number, _, name = stem.partition("_")

@@ -4,7 +4,7 @@ The answers (cache key, disk cache, cached module, similarity lookup) are the st
 package only provides the scaffolding around them.
 """
 
-from ._charts import latency_figure, hit_rate_figure, show_figure, stream_figure
+from ._charts import show_figure, stream_figure
 from ._dspy_cache import use_dspy_disk_cache, use_dspy_memory_cache
 from ._paths import WORKBOOK_CACHE, fresh_cache_dir
 from ._streams import COURSE_QUESTIONS, zipf_stream
@@ -14,7 +14,7 @@ from ._timing import (
 
 __all__ = [
     "COURSE_QUESTIONS", "CallRecord", "ManualClock", "WORKBOOK_CACHE", "fresh_cache_dir",
-    "hit_rate_curve", "hit_rate_figure", "latency_figure", "latency_table", "p50", "run_stream",
+    "hit_rate_curve", "latency_table", "p50", "run_stream",
     "show_figure", "stream_figure", "time_calls", "use_dspy_disk_cache", "use_dspy_memory_cache",
     "zipf_stream",
 ]

@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 
 from ._timing import CallRecord, hit_rate_curve
 
-__all__ = ["hit_rate_figure", "latency_figure", "show_figure", "stream_figure"]
+__all__ = ["show_figure", "stream_figure"]
 
 HIT, MISS = "#2e7d32", "#c62828"
 
@@ -33,32 +33,10 @@ def _hit_rate(ax: Axes, records: Sequence[CallRecord]) -> None:
     ax.grid(alpha=0.3)
 
 
-def _check(records: Sequence[CallRecord]) -> None:
+def stream_figure(records: Sequence[CallRecord]) -> Figure:
+    """Latency per call (hits green, misses red) and the cumulative hit rate, side by side."""
     if not records:
         raise ValueError("no calls to plot: run the stream first")
-
-
-def latency_figure(records: Sequence[CallRecord]) -> Figure:
-    """Bar chart of each call's latency, hits green and misses red."""
-    _check(records)
-    fig, ax = plt.subplots(figsize=(8, 3.2))
-    _latency(ax, records)
-    fig.tight_layout()
-    return fig
-
-
-def hit_rate_figure(records: Sequence[CallRecord]) -> Figure:
-    """Line chart of the hit rate after each call."""
-    _check(records)
-    fig, ax = plt.subplots(figsize=(8, 3.2))
-    _hit_rate(ax, records)
-    fig.tight_layout()
-    return fig
-
-
-def stream_figure(records: Sequence[CallRecord]) -> Figure:
-    """Both charts side by side."""
-    _check(records)
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 3.6))
     _latency(left, records)
     _hit_rate(right, records)
