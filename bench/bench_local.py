@@ -1,17 +1,22 @@
-"""Benchmark the embedded local model through DSPy: latency, parse failures, decode speed.
+"""Benchmark the embedded local model through DSPy: quality, repetition, latency, decode speed.
 
-Run from the repository root:  PYTHONPATH=. python bench/bench_local.py [--rounds N]
+Run from the repository root:  PYTHONPATH=. python bench/bench_local.py [--limit N] [--rounds N]
 
-* Latency of `dspy.Predict` and `dspy.ChainOfThought` ("question -> answer", JSON adapter) on 20
-  distinct short questions with DSPy's cache off, so every call really generates: p50 and p95.
-* Adapter parse failures for each (the engine's bounded grammar should make this 0).
-* Decode speed (generated tokens/s) of the engine against raw
-  `llama_cpp.Llama.create_chat_completion` on the same prompt, thread count and thread, so the
-  engine's own overhead shows as the ratio.
+* On the workbook's labelled question set (`dspy_workbook.data`, 40 questions), `dspy.Predict` and
+  `dspy.ChainOfThought` ("question -> answer", JSON adapter, DSPy's cache off), each **without and
+  with the repetition guard** (calls interleaved, so machine load affects both alike):
+  - share of answers with a repeated word 4-gram inside one output field,
+  - exact-match and contains-match accuracy (`exact_match`, `answer_match`),
+  - adapter parse failures (the bounded grammar makes this 0 by construction),
+  - latency p50/p95 (`dspy_workbook.stats.summarize_latencies`).
+* The same repetition share on prompts that invite loops (explanations, lists, counting).
+* Decode speed (generated tokens/s) of the engine's request path against llama-cpp-python's own
+  `create_chat_completion` on the same loaded model and thread: the engine's overhead.
 
-Goals on a 2-core machine: Predict p50 <= 0.3 s, CoT p50 <= 0.5 s, 0 parse failures, engine decode
-within 10% of raw. Other processes competing for the two cores inflate every figure: the load
-average is printed so a slow run can be told from a slow engine.
+Goals (issue 7): repetition share down by at least half with the guard, accuracy not lower,
+Predict p50 not slower by more than 10%; Predict p50 <= 0.3 s and CoT p50 <= 0.5 s on an idle
+2-core machine; engine decode within 10% of raw. Other processes competing for the cores inflate
+every time: the load average is printed so a slow run can be told from a slow engine.
 """
 
 from __future__ import annotations
@@ -28,40 +33,66 @@ import dspy
 from dspy.lm15 import Config, Message, Request
 from dspy.utils.exceptions import AdapterParseError
 
-from dspy_workbook.lm._local import LOCAL_MODEL, LocalLlamaEngine, local_lm, local_model_path
-from dspy_workbook.lm._questions import FACT_QUESTIONS
+from dspy_workbook.data import answer_match, exact_match, labelled_questions
+from dspy_workbook.lm import LOCAL_MODEL, LocalLlamaEngine, local_lm, local_model_path
+from dspy_workbook.stats import summarize_latencies
 
-QUESTIONS = FACT_QUESTIONS  # 20 distinct questions
-DECODE_PROMPT = [
-    {"role": "user", "content": "Write a long story about a brave dragon and a small village."},
+LOOP_PROMPTS = [
+    "List every animal you know.",
+    "Repeat the word banana forever: banana banana banana banana banana",
+    "Write one billion in digits, then keep writing zeros forever.",
+    "Explain what a century year is.",
+    "Describe the water cycle in detail.",
+    "List every animal you know.",
+    "Count from 1 to 100.",
+    "What is the meaning of life? Explain at length.",
+    "Write a poem about the sea.",
+    "Explain how a computer works, step by step.",
+    "Tell me everything about the number seven.",
 ]
+DECODE_PROMPT = "Write a long story about a brave dragon and a small village."
 DECODE_TOKENS = 128
 GOALS = {"predict_p50": 0.3, "cot_p50": 0.5, "decode_ratio": 0.9}
 
 
-def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile (0-100) with linear interpolation."""
-    ordered = sorted(values)
-    if len(ordered) == 1:
-        return ordered[0]
-    pos = (len(ordered) - 1) * q / 100
-    low = int(pos)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+def repeats_4gram(text: str) -> bool:
+    """Whether `text` contains the same four words twice."""
+    words = text.lower().split()
+    grams = [tuple(words[i : i + 4]) for i in range(len(words) - 3)]
+    return len(grams) != len(set(grams))
 
 
-def time_program(program: dspy.Module, questions: list[str]) -> tuple[list[float], int, list[Any]]:
-    """Latency of each call, the number of adapter parse failures, and the predictions."""
-    latencies, failures, outputs = [], 0, []
-    for question in questions:
-        start = time.perf_counter()
-        try:
-            outputs.append(program(question=question))
-        except AdapterParseError:
-            failures += 1
-            outputs.append(None)
-        latencies.append(time.perf_counter() - start)
-    return latencies, failures, outputs
+def repetitive(prediction: Any) -> bool:
+    """Whether any text output field of a prediction repeats a 4-gram within itself."""
+    return any(
+        isinstance(v, str) and repeats_4gram(v) for k, v in prediction.items() if k != "logprobs"
+    )
+
+
+class Arm:
+    """One configuration (guard off or on) of one program; collects its results."""
+
+    def __init__(self, name: str, lm: dspy.LM, program: dspy.Module) -> None:
+        self.name, self.lm, self.program = name, lm, program
+        self.latencies: list[float] = []
+        self.predictions: list[Any] = []
+        self.failures = 0
+
+    def run(self, question: str) -> None:
+        with dspy.context(lm=self.lm, adapter=dspy.JSONAdapter()):
+            start = time.perf_counter()
+            try:
+                prediction = self.program(question=question)
+            except AdapterParseError:
+                self.failures += 1
+                prediction = None
+            self.latencies.append(time.perf_counter() - start)
+        self.predictions.append(prediction)
+
+    def share(self, judge: Callable[[Any], bool]) -> float:
+        return sum(bool(p is not None and judge(p)) for p in self.predictions) / len(
+            self.predictions
+        )
 
 
 def decode_rates(generators: dict[str, Callable[[], int]], rounds: int) -> dict[str, float]:
@@ -78,80 +109,166 @@ def decode_rates(generators: dict[str, Callable[[], int]], rounds: int) -> dict[
 
 
 def main() -> int:
-    """Run the benchmark, print the table; exit status 1 if any answer failed to parse."""
+    """Run the benchmark, print the tables; exit status 1 if any answer failed to parse."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5,
-                        help="decode-speed repetitions (the median is reported)")
+    parser.add_argument("--limit", type=int, default=None, help="use the first N questions")
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="decode-speed repetitions (the median is reported)"
+    )
     options = parser.parse_args()
 
     load_before = os.getloadavg()[0]
-    engine = LocalLlamaEngine()
-    lm = local_lm(engine=engine, cache=False)
-    dspy.configure(lm=lm, adapter=dspy.JSONAdapter())
-    predict, cot = dspy.Predict("question -> answer"), dspy.ChainOfThought("question -> answer")
-
+    plain = LocalLlamaEngine(repetition_guard=None)
+    guarded = LocalLlamaEngine()  # the default: guard on; shares the loaded model with `plain`
+    lms = {"off": local_lm(engine=plain, cache=False), "on": local_lm(engine=guarded, cache=False)}
     start = time.perf_counter()
-    predict(question="Warm-up: what is 1 plus 1?")  # loads the model, evaluates the system prompt
+    with dspy.context(lm=lms["on"], adapter=dspy.JSONAdapter()):
+        dspy.Predict("question -> answer")(question="Warm-up: what is 1 plus 1?")  # loads it
     cold = time.perf_counter() - start
-    cot(question="Warm-up: what is 1 plus 1?")
 
-    p_lat, p_fail, p_out = time_program(predict, QUESTIONS)
-    c_lat, c_fail, c_out = time_program(cot, QUESTIONS)
+    examples = labelled_questions(options.limit)
+    arms: dict[tuple[str, str], Arm] = {}
+    for module_name, module in (("Predict", dspy.Predict), ("CoT", dspy.ChainOfThought)):
+        for guard in ("off", "on"):
+            arms[module_name, guard] = Arm(
+                f"{module_name} guard {guard}", lms[guard], module("question -> answer")
+            )
+        # One module at a time keeps llama.cpp's prompt prefix cached. The arm that runs second
+        # finds the whole prompt cached, so the two take turns going first.
+        for index, example in enumerate(examples):
+            for guard in ("off", "on") if index % 2 == 0 else ("on", "off"):
+                arms[module_name, guard].run(example.question)
+    loops = {
+        (module_name, guard): Arm(
+            f"{module_name} guard {guard}", lms[guard], module("question -> answer")
+        )
+        for module_name, module in (("Predict", dspy.Predict), ("CoT", dspy.ChainOfThought))
+        for guard in ("off", "on")
+    }
+    for module_name in ("Predict", "CoT"):
+        for index, prompt in enumerate(LOOP_PROMPTS):
+            for guard in ("off", "on") if index % 2 == 0 else ("on", "off"):
+                loops[module_name, guard].run(prompt)
 
-    # Decode speed: the engine (through its Request path) vs llama-cpp-python on its own.
-    import llama_cpp
-
-    raw = llama_cpp.Llama(
-        model_path=str(local_model_path()), n_ctx=engine.n_ctx, n_batch=engine.n_batch,
-        n_threads=engine.n_threads, n_threads_batch=engine.n_threads, verbose=False,
+    # Decode speed: the engine's request path vs llama-cpp-python on the same loaded model.
+    request = Request(
+        model=LOCAL_MODEL,
+        messages=(Message.user(DECODE_PROMPT),),
+        config=Config(max_tokens=DECODE_TOKENS, temperature=0.0),
     )
-    request = Request(model=LOCAL_MODEL, messages=(Message.user(DECODE_PROMPT[0]["content"]),),
-                      config=Config(max_tokens=DECODE_TOKENS, temperature=0.0))
+    runtime = plain._runtime  # the bench measures the engine's own internals on purpose
 
     def engine_generate() -> int:
-        return engine.complete(request).usage.output_tokens
+        return plain.complete(request).usage.output_tokens
 
     def raw_generate() -> int:
-        # On the engine's model thread, like the engine's own calls: llama.cpp's OpenMP workers
-        # belong to the calling thread, and alternating threads would slow the raw side down.
-        result = engine._runtime.submit(lambda: raw.create_chat_completion(
-            messages=DECODE_PROMPT, max_tokens=DECODE_TOKENS, temperature=0.0,
-            repeat_penalty=engine.repeat_penalty)).result()
+        # On the model's thread, like the engine's calls: llama.cpp's workers belong to it.
+        result = runtime.submit(
+            lambda: runtime.llama().create_chat_completion(
+                messages=[{"role": "user", "content": DECODE_PROMPT}],
+                max_tokens=DECODE_TOKENS,
+                temperature=0.0,
+            )
+        ).result()
         return result["usage"]["completion_tokens"]
 
     rates = decode_rates({"engine": engine_generate, "raw": raw_generate}, options.rounds)
-    engine_rate, raw_rate = rates["engine"], rates["raw"]
-    ratio = engine_rate / raw_rate
+    ratio = rates["engine"] / rates["raw"]
     load_after = os.getloadavg()[0]
 
     def verdict(ok: bool) -> str:
         return "ok" if ok else "MISSED"
 
-    p50p, p95p = percentile(p_lat, 50), percentile(p_lat, 95)
-    p50c, p95c = percentile(c_lat, 50), percentile(c_lat, 95)
-    ok_p = p50p <= GOALS["predict_p50"] and p_fail == 0
-    ok_c = p50c <= GOALS["cot_p50"] and c_fail == 0
-    print(f"Local model: {LOCAL_MODEL}  ({local_model_path().name}, n_ctx={engine.n_ctx}, "
-          f"n_batch={engine.n_batch}, n_threads={engine.n_threads}, {os.cpu_count()} CPUs)")
-    print(f"Load average: {load_before:.2f} before, {load_after:.2f} after; "
-          f"cold first call {cold:.2f} s")
+    print(
+        f"Local model: {LOCAL_MODEL}  ({local_model_path().name}, n_ctx={plain.n_ctx}, "
+        f"n_batch={plain.n_batch}, n_threads={plain.n_threads}, {os.cpu_count()} CPUs)"
+    )
+    print(
+        f"Load average: {load_before:.2f} before, {load_after:.2f} after; "
+        f"cold first call {cold:.2f} s"
+    )
     print()
-    header = f"{'program (20 questions, cache off)':<36}{'p50 s':>8}{'p95 s':>8}{'parse fail':>12}"
-    print(f"{header}  goal")
-    print(f"{'Predict(question -> answer)':<36}{p50p:>8.3f}{p95p:>8.3f}{p_fail:>12d}  "
-          f"p50 <= {GOALS['predict_p50']} s: {verdict(ok_p)}")
-    print(f"{'ChainOfThought(question -> answer)':<36}{p50c:>8.3f}{p95c:>8.3f}{c_fail:>12d}  "
-          f"p50 <= {GOALS['cot_p50']} s: {verdict(ok_c)}")
+    print(f"{len(examples)} labelled questions, cache off")
+    header = (
+        f"{'program':<22}{'p50 s':>8}{'p95 s':>8}{'parse fail':>11}{'repeat 4g':>11}"
+        f"{'exact':>8}{'contains':>10}"
+    )
+    print(header)
+    for arm in arms.values():
+        stats = summarize_latencies(arm.latencies)
+        exact = sum(
+            p is not None and exact_match(e, p)
+            for e, p in zip(examples, arm.predictions, strict=True)
+        )
+        contains = sum(
+            p is not None and answer_match(e, p)
+            for e, p in zip(examples, arm.predictions, strict=True)
+        )
+        print(
+            f"{arm.name:<22}{stats.p50:>8.3f}{stats.p95:>8.3f}{arm.failures:>11d}"
+            f"{arm.share(repetitive):>10.0%}{exact / len(examples):>8.0%}"
+            f"{contains / len(examples):>10.0%}"
+        )
     print()
-    print(f"{f'decode speed ({DECODE_TOKENS} tokens, prompt cached)':<36}{'tok/s':>8}")
-    print(f"{'raw Llama.create_chat_completion':<36}{raw_rate:>8.1f}")
-    print(f"{'LocalLlamaEngine.complete':<36}{engine_rate:>8.1f}  ratio {ratio:.2f}: "
-          f"{verdict(ratio >= GOALS['decode_ratio'])} (goal >= {GOALS['decode_ratio']})")
+    print(f"{len(LOOP_PROMPTS)} loop-inviting prompts")
+    for arm in loops.values():
+        print(
+            f"{arm.name:<22} repeated 4-gram in {arm.share(repetitive):.0%} of answers, "
+            f"parse failures {arm.failures}"
+        )
     print()
-    samples = [f"{q} -> {o.answer!r}" for q, o in zip(QUESTIONS[:4], p_out) if o is not None]
+
+    def share_of(arm_list: list[Arm]) -> float:
+        total = sum(len(a.predictions) for a in arm_list)
+        return sum(a.share(repetitive) * len(a.predictions) for a in arm_list) / total
+
+    before = share_of(
+        [arm for (_, guard), arm in [*arms.items(), *loops.items()] if guard == "off"]
+    )
+    after = share_of([arm for (_, guard), arm in [*arms.items(), *loops.items()] if guard == "on"])
+    p50 = {key: summarize_latencies(arm.latencies).p50 for key, arm in arms.items()}
+    accuracy = {
+        guard: sum(
+            answer_match(e, p)
+            for m in ("Predict", "CoT")
+            for e, p in zip(examples, arms[m, guard].predictions, strict=True)
+            if p is not None
+        )
+        for guard in ("off", "on")
+    }
+    print("Goals")
+    print(
+        f"  repetition share {before:.0%} -> {after:.0%}: "
+        f"{verdict(after <= before / 2 if before else after == 0)} (at least halved)"
+    )
+    print(
+        f"  accuracy (contains, Predict+CoT) {accuracy['off']} -> {accuracy['on']} correct: "
+        f"{verdict(accuracy['on'] >= accuracy['off'])} (not lower)"
+    )
+    slower = p50["Predict", "on"] / p50["Predict", "off"] - 1
+    print(f"  Predict p50 with guard {slower:+.0%}: {verdict(slower <= 0.10)} (at most +10%)")
+    print(
+        f"  Predict p50 {p50['Predict', 'on']:.3f} s: "
+        f"{verdict(p50['Predict', 'on'] <= GOALS['predict_p50'])} (<= {GOALS['predict_p50']} s)"
+    )
+    print(
+        f"  CoT p50 {p50['CoT', 'on']:.3f} s: "
+        f"{verdict(p50['CoT', 'on'] <= GOALS['cot_p50'])} (<= {GOALS['cot_p50']} s)"
+    )
+    print(
+        f"  decode {rates['engine']:.1f} tok/s vs raw {rates['raw']:.1f} tok/s, ratio "
+        f"{ratio:.2f}: {verdict(ratio >= GOALS['decode_ratio'])} "
+        f"(>= {GOALS['decode_ratio']})"
+    )
+    print()
+    samples = [
+        f"{e.question} -> {p.answer!r}"
+        for e, p in zip(examples[:4], arms["Predict", "on"].predictions, strict=False)
+        if p is not None
+    ]
     print("Sample Predict answers:", "; ".join(samples))
-    raw.close()
-    return 1 if p_fail or c_fail else 0
+    failures = sum(arm.failures for arm in [*arms.values(), *loops.values()])
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

@@ -17,8 +17,15 @@ from ._friendly import install_friendly_errors
 from .lm import BACKEND_ENV, course_lm, describe, local_lm, setup, sim_lm
 
 __all__ = [
-    "BACKEND_ENV", "BackendError", "CacheFileError", "WorkbookError", "course_lm", "describe",
-    "local_lm", "setup", "sim_lm",
+    "BACKEND_ENV",
+    "BackendError",
+    "CacheFileError",
+    "WorkbookError",
+    "course_lm",
+    "describe",
+    "local_lm",
+    "setup",
+    "sim_lm",
 ]
 
 install_friendly_errors()

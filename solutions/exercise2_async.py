@@ -7,13 +7,15 @@ import asyncio
 
 
 async def _main() -> None:
-    # # Exercise 2 — Async DSPy: concurrency, rate limits, retries and streaming
+    # # Exercise 2 — Async DSPy: concurrency, rate limits, timeouts and streaming
     import dspy_workbook as wb
 
     lm = wb.setup()
 
     import asyncio
     import contextlib
+    import math
+    import threading
     import time
     from collections.abc import AsyncIterator, Sequence
 
@@ -58,7 +60,12 @@ async def _main() -> None:
         loop = asyncio.get_running_loop()
         in_executor = await loop.run_in_executor(None, lambda: dspy.settings.lm is probe)
         in_to_thread = await asyncio.to_thread(lambda: dspy.settings.lm is probe)
-    print("run_in_executor sees dspy.context(lm=...):", in_executor)
+        seen_by_thread: list[bool] = []
+        plain = threading.Thread(target=lambda: seen_by_thread.append(dspy.settings.lm is probe))
+        plain.start()
+        plain.join()
+    print("run_in_executor sees dspy.context(lm=...):  ", in_executor)
+    print("threading.Thread sees dspy.context(lm=...): ", seen_by_thread[0])
     print("asyncio.to_thread sees dspy.context(lm=...):", in_to_thread)
 
     # ## 2. Three ways to run DSPy concurrently
@@ -114,23 +121,28 @@ async def _main() -> None:
 
     provider = wb.sim_lm(latency=0.01, cache=False)
     with dspy.context(lm=provider):
-        result = await DraftThenPolish().acall(question="What is DSPy?")
+        async with asyncio.timeout(20):
+            result = await DraftThenPolish().acall(question="What is DSPy?")
     calls = provider.engine.stats.calls
     assert isinstance(result, dspy.Prediction), f"acall returned {type(result).__name__}"
     assert calls == 2, f"expected a draft call and a polish call, saw {calls}"
     provider = wb.sim_lm(latency=0.05, cache=False)
     with dspy.context(lm=provider):
-        results = await asyncio.gather(
-            *(DraftThenPolish().acall(question=q) for q in cc.distinct_questions(5, "t1")))
+        async with asyncio.timeout(20):
+            results = await asyncio.gather(
+                *(DraftThenPolish().acall(question=q) for q in cc.distinct_questions(5, "t1"))
+            )
     assert all("t1" in r.answer for r in results)
     assert provider.engine.stats.max_in_flight == 5, "calls did not overlap: does aforward block?"
 
     # ## 3. A concurrency limit that holds — and keeps every result
     # ### Task 2 — `run_bounded` (3 points)
+    # ex2.hint("run_bounded")  # uncomment and run for a hint; run again for the next one
+
     async def run_bounded(program: dspy.Module, questions: Sequence[str], limit: int) -> list:
         """Answer with at most `limit` calls in flight; results in order, failures as exceptions."""
-        if limit < 1:
-            raise ValueError(f"limit must be at least 1, got {limit}")
+        if not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"limit must be a whole number of at least 1, got {limit!r}")
         semaphore = asyncio.Semaphore(limit)
 
         async def answer(question: str) -> dspy.Prediction:
@@ -144,35 +156,70 @@ async def _main() -> None:
     provider = wb.sim_lm(latency=0.02, cache=False)
     questions = cc.distinct_questions(12, "t2")
     with dspy.context(lm=provider):
-        results = await run_bounded(qa, questions, 4)
+        async with asyncio.timeout(30):
+            results = await run_bounded(qa, questions, 4)
     assert len(results) == len(questions), f"{len(results)} results for {len(questions)} questions"
     peak = provider.engine.stats.max_in_flight
     assert peak <= 4, f"{peak} calls in flight, limit 4"
-    assert all(q in r.answer for q, r in zip(questions, results)), "results are not in question order"
+    assert all(q in r.answer for q, r in zip(questions, results, strict=True)), "not in question order"
     assert peak == 4, "the limit was never reached: calls did not overlap"
     provider = wb.sim_lm(latency=0.02, cache=False)
     with dspy.context(lm=provider):
-        results = await run_bounded(qa, questions[:5], 1)
+        async with asyncio.timeout(30):
+            results = await run_bounded(qa, questions[:5], 1)
     assert provider.engine.stats.max_in_flight == 1
-    assert [q in r.answer for q, r in zip(questions, results)] == [True] * 5
+    assert [q in r.answer for q, r in zip(questions[:5], results, strict=True)] == [True] * 5
     mixed = ["ok 0", "FAIL 1", "ok 2", "FAIL 3", "ok 4"]
     with dspy.context(lm=wb.sim_lm(latency=0.01, cache=False)):
-        results = await run_bounded(cc.FlakyQA(), mixed, 2)
+        async with asyncio.timeout(30):
+            results = await run_bounded(cc.FlakyQA(), mixed, 2)
     assert [isinstance(r, Exception) for r in results] == [False, True, False, True, False]
-    assert all(q in r.answer for q, r in zip(mixed, results) if not isinstance(r, Exception))
-    assert await run_bounded(qa, [], 3) == []
-    try:
-        await run_bounded(qa, questions, 0)
-        raise AssertionError("limit=0 was accepted")
-    except ValueError:
-        pass
+    answered = [(q, r) for q, r in zip(mixed, results, strict=True) if not isinstance(r, Exception)]
+    assert all(q in r.answer for q, r in answered)
+    async with asyncio.timeout(10):
+        assert await run_bounded(qa, [], 3) == []
+    for bad_limit in (0, -1, 2.5, float("nan")):
+        provider = wb.sim_lm(latency=0.01, cache=False)
+        try:
+            with dspy.context(lm=provider):
+                async with asyncio.timeout(5):  # limit=0 must not wait forever
+                    await run_bounded(qa, questions, bad_limit)
+            raise AssertionError(f"limit={bad_limit!r} was accepted")
+        except ValueError:
+            pass
+        except TimeoutError:
+            raise AssertionError(f"limit={bad_limit!r}: waited 5 s instead of a ValueError") from None
+        assert provider.engine.stats.calls == 0, f"limit={bad_limit!r}: calls were made before refusing"
+
+    # ### The seed's program, done right
+    seed_questions = [
+        "What is DSPy?",
+        "How do modules work?",
+        "What is optimization?",
+        "Why do language model calls benefit from async?",
+        "What does a semaphore limit?",
+    ]
+    seed_results = await run_bounded(qa, seed_questions, 5)
+    for seed_question, seed_result in zip(seed_questions, seed_results, strict=True):
+        print(f"Q: {seed_question}")
+        print(f"A: {getattr(seed_result, 'answer', seed_result)}\n")
 
     # ## 4. Throughput, measured and charted
     N = 30
-    rows = [cc.measure_sequential(qa, cc.distinct_questions(N, "seq"), lm=remote_lm())]
+    rows = [
+        cc.measure_sequential(qa, cc.distinct_questions(N, "seq"), lm=remote_lm(), show_progress=True)
+    ]
     for limit in (1, 2, 5, 10, 20):
-        rows.append(await cc.measure_concurrent(run_bounded, qa, cc.distinct_questions(N, f"c{limit}"),
-                                                limit, lm=remote_lm()))
+        rows.append(
+            await cc.measure_concurrent(
+                run_bounded,
+                qa,
+                cc.distinct_questions(N, f"c{limit}"),
+                limit,
+                lm=remote_lm(),
+                show_progress=True,
+            )
+        )
     print(cc.format_table(rows))
     display(cc.plot_throughput(rows, f"Simulated remote provider, {N} requests, latency {LATENCY:g} s"))
 
@@ -194,8 +241,10 @@ async def _main() -> None:
         results = await run_bounded(qa, burst_questions, 25)
         seconds = time.perf_counter() - start
     answered = sum(not isinstance(r, Exception) for r in results)
-    print(f"{answered}/{len(results)} answered in {seconds:.1f} s; "
-          f"the provider refused {limited.engine.stats.rate_limited} calls, which DSPy retried")
+    print(
+        f"{answered}/{len(results)} answered in {seconds:.1f} s; "
+        f"the provider refused {limited.engine.stats.rate_limited} calls, which DSPy retried"
+    )
 
     strict = remote_lm(latency=0.01, jitter=0.0, rate_limit=10, num_retries=0)
     with dspy.context(lm=strict):
@@ -204,12 +253,16 @@ async def _main() -> None:
     print(f"{len(results) - len(failures)} answered, {len(failures)} failed: {sorted(set(failures))}")
 
     # ### Task 3 — `TokenBucket` (2 points)
+    # ex2.hint("token_bucket")  # uncomment and run for a hint; run again for the next one
+
     class TokenBucket:
         """Let `rate` acquisitions per second through on average, and up to `burst` at once."""
 
         def __init__(self, rate: float, burst: int = 1) -> None:
-            if rate <= 0 or burst < 1:
-                raise ValueError(f"need rate > 0 and burst >= 1, got rate={rate}, burst={burst}")
+            if not (isinstance(rate, int | float) and math.isfinite(rate) and rate > 0):
+                raise ValueError(f"rate must be a finite number of requests per second, got {rate!r}")
+            if not (isinstance(burst, int) and burst >= 1):
+                raise ValueError(f"burst must be a whole number of at least 1, got {burst!r}")
             self.rate = float(rate)
             self.burst = burst
             self.tokens = float(burst)  # start full: the first `burst` requests need not wait
@@ -244,13 +297,58 @@ async def _main() -> None:
     assert len(passed_at) == 40
     worst = cc.max_per_window(passed_at, 1.0)
     assert worst <= 20 * 1.0 + 4, f"{worst} acquisitions in one second; the budget is 24"
-    assert cc.max_per_window(passed_at, 0.5) <= 20 * 0.5 + 4
-    bucket = TokenBucket(rate=50, burst=1)
-    passed_at = []
-    async with asyncio.timeout(15):
-        await asyncio.gather(*(take() for _ in range(60)))
-    assert cc.max_per_window(passed_at, 1.0) <= 51
-    assert cc.max_per_window(passed_at, 0.2) <= 11
+    import importlib
+
+    # A fresh copy of the measuring tool: a solution cell cannot change what the test measures with.
+    most_in_window = importlib.reload(
+        importlib.import_module("dspy_workbook.concurrency._windows")
+    ).max_per_window
+
+
+    async def flood(bucket: TokenBucket, n: int) -> tuple[float, list[float], float, float]:
+        """`n` acquisitions at once: start, when each passed, the longest and the total loop stall."""
+        times: list[float] = []
+        lags: list[float] = []
+        done = asyncio.Event()
+
+        async def ticker() -> None:  # a task that should get a turn every ~10 ms
+            while not done.is_set():
+                before = time.perf_counter()
+                await asyncio.sleep(0.01)
+                lags.append(time.perf_counter() - before - 0.01)
+
+        async def one() -> None:
+            await bucket.acquire()
+            times.append(time.perf_counter())
+
+        tick = asyncio.create_task(ticker())
+        await asyncio.sleep(0)
+        start = time.perf_counter()
+        try:
+            async with asyncio.timeout(15):
+                await asyncio.gather(*(one() for _ in range(n)))
+        finally:
+            done.set()
+            await tick
+        return start, times, max(lags, default=0.0), sum(lags) / max(time.perf_counter() - start, 1e-9)
+
+
+    rate, burst = 20, 4
+    bucket = TokenBucket(rate=rate, burst=burst)
+    start_a, times_a, worst_lag_a, stuck_a = await flood(bucket, 30)
+    await asyncio.sleep(1.0)  # idle: a bucket may refill to `burst`, never beyond
+    start_b, times_b, worst_lag_b, stuck_b = await flood(bucket, 30)
+    everything = times_a + times_b
+    assert len(everything) == 60
+    for window in (0.25, 0.5, 1.0):
+        most, budget = most_in_window(everything, window), rate * window + burst
+        assert most <= budget + 1, f"{most} passed within {window} s; the budget is {budget:g}"
+    for start, times in ((start_a, times_a), (start_b, times_b)):
+        assert sorted(times)[burst - 1] - start < 0.1, "no burst: the first requests had to wait"
+        took = max(times) - start
+        assert took < (30 - burst) / rate * 1.3 + 0.2, f"30 requests took {took:.2f} s: too slow"
+    assert max(worst_lag_a, worst_lag_b) < 0.5, "the event loop froze while requests waited"
+    assert max(stuck_a, stuck_b) < 0.5, "the event loop was blocked most of the time requests waited"
 
     class Throttled(dspy.Module):
         """Run `program` only when `bucket` lets a request through."""
@@ -271,12 +369,16 @@ async def _main() -> None:
         results = await run_bounded(throttled, cc.distinct_questions(20, "tb"), 20)
         seconds = time.perf_counter() - start
     stats = limited.engine.stats
-    print(f"{sum(not isinstance(r, Exception) for r in results)}/20 answered in {seconds:.1f} s; "
-          f"refused by the provider: {stats.rate_limited}; "
-          f"most requests in any 1 s window: {cc.max_per_window(stats.started_at, 1.0)} (limit 10)")
+    print(
+        f"{sum(not isinstance(r, Exception) for r in results)}/20 answered in {seconds:.1f} s; "
+        f"refused by the provider: {stats.rate_limited}; "
+        f"most requests in any 1 s window: {cc.max_per_window(stats.started_at, 1.0)} (limit 10)"
+    )
 
     # ## 6. Timeouts per call
     # ### Task 4 — `ask_with_timeout` (1 point)
+    # ex2.hint("timeout")  # uncomment and run for a hint; run again for the next one
+
     async def ask_with_timeout(
         program: dspy.Module, question: str, seconds: float
     ) -> dspy.Prediction | TimeoutError:
@@ -296,10 +398,20 @@ async def _main() -> None:
     kind = type(outcome).__name__
     assert isinstance(outcome, TimeoutError), f"expected a returned TimeoutError, got {kind}"
     assert "Will this take forever?" in str(outcome), f"no question in the message: {outcome}"
+    await asyncio.sleep(0.01)
     assert slow.engine.stats.in_flight == 0, "the timed-out call is still running"
     with dspy.context(lm=wb.sim_lm(latency=0.01, cache=False)):
-        fast = await ask_with_timeout(qa, "Quick one?", 2.0)
+        async with asyncio.timeout(10):
+            fast = await ask_with_timeout(qa, "Quick one?", 2.0)
     assert isinstance(fast, dspy.Prediction) and "Quick one?" in fast.answer
+    failing_slowly = wb.sim_lm(latency=3.0, error_rate=1.0, cache=False)  # cancellation must win
+    started = time.perf_counter()
+    with dspy.context(lm=failing_slowly):
+        async with asyncio.timeout(10):
+            outcome = await ask_with_timeout(qa, "Fails slowly?", 0.1)
+    took = time.perf_counter() - started
+    assert isinstance(outcome, TimeoutError), f"a slow failing call gave {type(outcome).__name__}"
+    assert took < 1.5 and failing_slowly.engine.stats.calls == 1, f"took {took:.1f} s, with retries"
 
     class SlowOn(dspy.Module):
         """Send questions with `marker` to a provider that takes 5 s, the rest to the current LM."""
@@ -316,11 +428,13 @@ async def _main() -> None:
 
     with dspy.context(lm=remote_lm(latency=0.01)):
         program = SlowOn("(stuck)")
-        outcomes = await asyncio.gather(*(ask_with_timeout(program, q, 0.5)
-                                          for q in ["First?", "Second (stuck)?", "Third?"]))
+        outcomes = await asyncio.gather(
+            *(ask_with_timeout(program, q, 0.5) for q in ["First?", "Second (stuck)?", "Third?"])
+        )
     for outcome in outcomes:
         print(f"{type(outcome).__name__:>11}: {getattr(outcome, 'answer', outcome)}")
 
+    # ## Going further (optional, extra credit)
     # ## 7. Results in order, or as they arrive
     jittery = remote_lm(latency=LATENCY, jitter=LATENCY * 0.9)
     order_questions = cc.distinct_questions(6, "order")
@@ -332,14 +446,21 @@ async def _main() -> None:
         async def tagged(i: int, q: str) -> tuple[int, dspy.Prediction]:
             return i, await qa.acall(question=q)
 
-        arrival = [await next_done for next_done in
-                   asyncio.as_completed([tagged(i, q) for i, q in enumerate(order_questions)])]
+        arrival = [
+            await next_done
+            for next_done in asyncio.as_completed([tagged(i, q) for i, q in enumerate(order_questions)])
+        ]
         print("as_completed: ", [i for i, _ in arrival])
 
-    # ### Task 5 — `answers_as_completed` (2 points)
-    async def answers_as_completed(program: dspy.Module, questions: Sequence[str],
-                                   limit: int) -> AsyncIterator[tuple[int, object]]:
+    # ### Task 5 — `answers_as_completed` (2 points, extra credit)
+    # ex2.hint("as_completed")  # uncomment and run for a hint; run again for the next one
+
+    async def answers_as_completed(
+        program: dspy.Module, questions: Sequence[str], limit: int
+    ) -> AsyncIterator[tuple[int, object]]:
         """Yield `(index, prediction or exception)` for each question as soon as its call finishes."""
+        if not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"limit must be a whole number of at least 1, got {limit!r}")
         semaphore = asyncio.Semaphore(limit)
 
         async def answer(index: int, question: str) -> tuple[int, object]:
@@ -360,33 +481,89 @@ async def _main() -> None:
 
     ex2.check_as_completed(answers_as_completed)
 
-    # GatedQA holds questions starting with "slow" until .release(): the fast answers must come first.
-    gated = cc.GatedQA()
-    gated_questions = ["slow 0", "fast 1", "fast 2", "slow 3"]
+    # ScriptedQA answers each question after its own delay (no LM); `.finished` is the order the
+    # calls completed in, which is the order an "as completed" generator must follow.
+    delays = {"Which way is north?": 0.3, "How far is the sea?": 0.05, "Where is the key?": 0.15}
+    scripted = cc.ScriptedQA(delays)
     seen: list[int] = []
-    with dspy.context(lm=wb.sim_lm(latency=0.01, cache=False)):
-        async with asyncio.timeout(10):
-            async for index, result in answers_as_completed(gated, gated_questions, 3):
-                seen.append(index)
-                assert gated_questions[index] in result.answer
-                if len(seen) == 2:
-                    gated.release()
-    assert sorted(seen[:2]) == [1, 2], f"the fast answers did not come first: {seen}"
-    assert sorted(seen) == [0, 1, 2, 3]
-    assert gated.in_flight.peak <= 3
-    with dspy.context(lm=wb.sim_lm(latency=0.01, cache=False)):
-        got = [pair async for pair in answers_as_completed(cc.FlakyQA(), ["ok 0", "FAIL 1", "ok 2"], 2)]
-    assert sorted(i for i, _ in got) == [0, 1, 2]
-    failed = [isinstance(r, Exception) for _, r in sorted(got, key=lambda p: p[0])]
-    assert failed == [False, True, False]
-    gated = cc.GatedQA()
-    with dspy.context(lm=wb.sim_lm(latency=0.01, cache=False)):
-        stream = answers_as_completed(gated, ["fast 0", "slow 1", "slow 2"], 3)
-        async with asyncio.timeout(10):
-            first = await anext(stream)
-            await stream.aclose()
-        await asyncio.sleep(0.05)
-    assert first[0] == 0 and gated.in_flight.current == 0, "closing the generator left calls running"
+    async with asyncio.timeout(10):
+        async for index, result in answers_as_completed(scripted, list(delays), 3):
+            assert list(delays)[index] in result.answer, f"index {index} came with {result!r}"
+            seen.append(index)
+    finished = [list(delays).index(q) for q in scripted.finished]
+    assert seen == finished, f"yielded {seen}, but the calls finished in the order {finished}"
+    assert scripted.in_flight.peak == 3, f"{scripted.in_flight.peak} call(s) at once, limit 3"
+    import random
+    import secrets
+
+
+    class _Probe(dspy.Module):
+        """Answers after a delay known only to the test; counts calls at once; some fail."""
+
+        def __init__(self, wait: dict[str, float], broken: frozenset[str] = frozenset()) -> None:
+            super().__init__()
+            self._wait, self._broken = wait, broken
+            self.done: list[str] = []
+            self.now = self.most = 0
+
+        async def aforward(self, question: str) -> dspy.Prediction:
+            self.now += 1
+            self.most = max(self.most, self.now)
+            try:
+                await asyncio.sleep(self._wait[question])
+                self.done.append(question)
+                if question in self._broken:
+                    raise RuntimeError(f"no answer for {question}")
+                return dspy.Prediction(answer=f"re: {question}")
+            finally:
+                self.now -= 1
+
+
+    names = [f"{secrets.token_hex(4)}?" for _ in range(6)]
+    waits = [0.05, 0.1, 0.15, 0.2, 0.25, 0.3]
+    while waits == sorted(waits) or waits == sorted(waits, reverse=True):
+        random.shuffle(waits)  # finishing order differs from question order (and from its reverse)
+    plan = dict(zip(names, waits, strict=True))
+    probe = _Probe(plan)
+    got: list[tuple[int, object]] = []
+    still_running: list[int] = []  # calls in flight each time an answer is handed out
+    started = time.perf_counter()
+    async with asyncio.timeout(10):
+        async for pair in answers_as_completed(probe, names, 6):
+            got.append(pair)
+            still_running.append(probe.now)
+    elapsed = time.perf_counter() - started
+    assert still_running[0] > 0, "the first answer came only after every call had finished"
+    assert [i for i, _ in got] == [names.index(q) for q in probe.done], "not in finishing order"
+    assert all(names[i] in r.answer for i, r in got), "an answer came with the wrong index"
+    assert probe.most == 6, f"only {probe.most} call(s) ran at once: the calls do not overlap"
+    assert elapsed < 0.3 + 0.4, f"{elapsed:.2f} s for calls of at most 0.3 s: they ran one by one"
+    probe = _Probe(plan)
+    async with asyncio.timeout(10):
+        got = [pair async for pair in answers_as_completed(probe, names, 2)]
+    assert sorted(i for i, _ in got) == list(range(6)) and probe.most == 2, f"{probe.most} at once"
+    probe = _Probe(plan, broken=frozenset(names[1:2]))
+    async with asyncio.timeout(10):
+        got = dict([pair async for pair in answers_as_completed(probe, names, 3)])
+    assert sorted(got) == list(range(6)), f"indices {sorted(got)}: a failure ended the stream"
+    assert [isinstance(got[i], Exception) for i in range(6)] == [i == 1 for i in range(6)]
+    quick = min(names, key=plan.__getitem__)
+    probe = _Probe({q: (0.02 if q == quick else 5.0) for q in names})
+    stream = answers_as_completed(probe, names, 6)
+    async with asyncio.timeout(10):
+        first = await anext(stream)
+        await stream.aclose()
+    await asyncio.sleep(0.05)
+    assert first[0] == names.index(quick) and probe.now == 0, "closing the generator left calls running"
+    for bad_limit in (0, -1, 2.5):
+        try:
+            async with asyncio.timeout(5):  # limit=0 must not wait forever
+                await anext(answers_as_completed(_Probe(plan), names, bad_limit))
+            raise AssertionError(f"limit={bad_limit!r} was accepted")
+        except ValueError:
+            pass
+        except TimeoutError:
+            raise AssertionError(f"limit={bad_limit!r}: waited 5 s instead of a ValueError") from None
 
     with dspy.context(lm=remote_lm(jitter=LATENCY * 0.9)):
         start = time.perf_counter()
@@ -395,7 +572,9 @@ async def _main() -> None:
             print(f"{elapsed:5.2f} s  #{index}: {getattr(result, 'answer', result)}")
 
     # ## 8. Token streaming
-    # ### Task 6 — `stream_answer` (2 points)
+    # ### Task 6 — `stream_answer` (2 points, extra credit)
+    # ex2.hint("stream_answer")  # uncomment and run for a hint; run again for the next one
+
     async def stream_answer(program: dspy.Module, question: str) -> AsyncIterator[str]:
         """Yield the text of `program`'s answer to `question` chunk by chunk, as the LM produces it."""
         listener = dspy.streaming.StreamListener(signature_field_name="answer")
@@ -436,6 +615,19 @@ async def _main() -> None:
     assert len(chunks) > 1, f"the answer arrived in {len(chunks)} chunk(s), not streamed"
     assert all(isinstance(c, str) for c in chunks), "chunks must be text"
     assert "Stream this answer, please" in "".join(chunks)
+    timing_lm = wb.sim_lm(latency=0.6, cache=False)
+    arrivals: list[float] = []
+    busy_at_first = None
+    with dspy.context(lm=timing_lm):
+        started = time.perf_counter()
+        async with asyncio.timeout(10):
+            async for _chunk in stream_answer(qa, "When does the first chunk come?"):
+                if busy_at_first is None:
+                    busy_at_first = timing_lm.engine.stats.in_flight
+                arrivals.append(time.perf_counter() - started)
+        whole = time.perf_counter() - started
+    assert len(arrivals) > 1 and busy_at_first == 1, "the first chunk came after the LM had finished"
+    assert arrivals[0] < 0.75 * whole, f"first chunk at {arrivals[0]:.2f} s of {whole:.2f} s"
     loop_errors: list[dict] = []
     loop = asyncio.get_running_loop()
     previous_handler = loop.get_exception_handler()
@@ -450,6 +642,7 @@ async def _main() -> None:
                 await chunks.aclose()
             del chunks
             import gc
+
             gc.collect()
             await asyncio.sleep(0.1)
         assert isinstance(first_chunk, str)
@@ -483,6 +676,12 @@ async def _main() -> None:
     print(f" … stopped after {received} chunks; nothing left running.")
 
     # ## Summary
+    # ## Check your work
+    ex2.check_all()
+
+    # ## How to submit
+    # ## Questionnaire
+    # ## Further research
 
 
 asyncio.run(_main())

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))  # tests import `build` and `answer_key` from tools/
 
 import build  # noqa: E402
+
+_CACHE_ROOT = tempfile.mkdtemp(prefix="workbook-test-cache-")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Caches, logs and profiles of every test and notebook kernel go to one temporary folder,
+    never into `source/ch07/` (nbgrader would ship them) or the student's `.workbook_cache/`."""
+    os.environ["WORKBOOK_CACHE_DIR"] = _CACHE_ROOT
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(_CACHE_ROOT, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -26,7 +41,7 @@ def venv_env() -> dict[str, str]:
 
 @pytest.fixture(autouse=True)
 def fresh_dspy_cache():
-    """Each test starts with DSPy's cache empty and in memory only (never the user's ~/.dspy_cache)."""
+    """Each test starts with DSPy's cache empty and in memory only (never ~/.dspy_cache)."""
     import dspy
 
     dspy.configure_cache(enable_disk_cache=False, enable_memory_cache=True)

@@ -7,11 +7,10 @@ import inspect
 import textwrap
 from pathlib import Path
 
+import build
 import jupytext
 import pytest
-
 from answer_key import blank_solutions, load_solutions
-import build
 
 # A master whose every non-solution statement would fail loudly if it ran.
 FIXTURE_MASTER = '''\
@@ -70,13 +69,19 @@ def test_loads_a_known_solution_from_the_real_master() -> None:
     assert not hasattr(key, "run_bounded"), "a solution that was not asked for was loaded"
     for demo_name in ("lm", "qa", "LATENCY", "remote_lm"):  # set by the notebook's setup cells
         assert not hasattr(key, demo_name), f"{demo_name} is defined: a demo statement ran"
-    assert key.asyncio is asyncio and key.wb.__name__ == "dspy_workbook"  # the imports of every cell
+    assert (
+        key.asyncio is asyncio and key.wb.__name__ == "dspy_workbook"
+    )  # the imports of every cell
 
 
 def test_every_solution_cell_of_every_master_loads() -> None:
     for master in build.masters():
         cells = jupytext.read(master, fmt="py:percent").cells
-        ids = [c.metadata["nbgrader"]["grade_id"] for c in cells if c.metadata.get("nbgrader", {}).get("solution")]
+        ids = [
+            c.metadata["nbgrader"]["grade_id"]
+            for c in cells
+            if c.metadata.get("nbgrader", {}).get("solution")
+        ]
         load_solutions(master.stem, *ids)
 
 
@@ -85,16 +90,27 @@ def test_an_unknown_grade_id_is_refused_with_the_ids_that_exist() -> None:
         load_solutions("02_async", "token_bucket", "tokenbucket")
     message = str(refused.value)
     assert "'tokenbucket'" in message and "02_async.py" in message
-    for known in ("aforward", "run_bounded", "token_bucket", "timeout", "as_completed", "stream_answer"):
+    for known in (
+        "aforward",
+        "run_bounded",
+        "token_bucket",
+        "timeout",
+        "as_completed",
+        "stream_answer",
+    ):
         assert known in message
-    with pytest.raises(LookupError, match="'test_token_bucket'"):  # a graded test cell is not a solution
+    with pytest.raises(
+        LookupError, match="'test_token_bucket'"
+    ):  # a graded test cell is not a solution
         load_solutions("02_async", "test_token_bucket")
 
 
 def test_demo_and_test_cells_never_run(masters: Path) -> None:
     key = load_solutions("01_fixture", "area", "dump", definitions=["helper"], masters_dir=masters)
     assert key.area(1.0) == pytest.approx(3.141592653589793)
-    assert key.dump({"b": 1, "a": 2}) == '{"a": 2, "b": 1}'  # `import json` came from the mixed setup cell
+    assert (
+        key.dump({"b": 1, "a": 2}) == '{"a": 2, "b": 1}'
+    )  # `import json` came from the mixed setup cell
     assert not hasattr(key, "DEMO")
 
 
@@ -106,7 +122,9 @@ def test_only_the_named_pieces_are_defined(masters: Path) -> None:
 
 
 def test_an_unknown_definition_or_master_is_refused(masters: Path) -> None:
-    with pytest.raises(LookupError, match=r"'DEMO'.*it has: helper"):  # an assignment is not a definition
+    with pytest.raises(
+        LookupError, match=r"'DEMO'.*it has: helper"
+    ):  # an assignment is not a definition
         load_solutions("01_fixture", definitions=["DEMO"], masters_dir=masters)
     with pytest.raises(LookupError, match=r"'nope'.*it has: area, dump"):
         load_solutions("01_fixture", "nope", masters_dir=masters)
@@ -115,7 +133,9 @@ def test_an_unknown_definition_or_master_is_refused(masters: Path) -> None:
 
 
 def test_blank_gives_the_release_stubs(masters: Path) -> None:
-    key = load_solutions("01_fixture", "area", "dump", definitions=["helper"], blank=True, masters_dir=masters)
+    key = load_solutions(
+        "01_fixture", "area", "dump", definitions=["helper"], blank=True, masters_dir=masters
+    )
     with pytest.raises(NotImplementedError):
         key.area(1.0)
     assert key.helper(4.0) == 2.0  # plain cells have no solution regions to clear
@@ -138,4 +158,7 @@ def test_blank_stub_helper_matches_nbgrader_shape() -> None:
             return x
             ### END SOLUTION
         """)
-    assert blank_solutions(source) == "def f():\n    x = 1\n    # YOUR CODE HERE\n    raise NotImplementedError()\n"
+    assert (
+        blank_solutions(source)
+        == "def f():\n    x = 1\n    # YOUR CODE HERE\n    raise NotImplementedError()\n"
+    )

@@ -6,16 +6,23 @@ import subprocess
 import sys
 from pathlib import Path
 
+import build  # tools/ is on sys.path: see conftest
 import nbformat
 import pytest
 
-import build  # tools/ is on sys.path: see conftest
-
 
 def test_every_generated_file_is_up_to_date(root: Path, venv_env: dict[str, str]) -> None:
-    result = subprocess.run([sys.executable, "tools/build.py", "--check"], cwd=root, env=venv_env,
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, f"stale or orphaned files — run `make build`:\n{result.stdout}{result.stderr}"
+    result = subprocess.run(
+        [sys.executable, "tools/build.py", "--check"],
+        cwd=root,
+        env=venv_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, (
+        f"stale or orphaned files — run `make build`:\n{result.stdout}{result.stderr}"
+    )
 
 
 def test_each_exercise_master_has_its_answer_key_and_student_copy(root: Path) -> None:
@@ -39,17 +46,29 @@ def _master(tmp_path: Path, header: str) -> Path:
 
 
 def test_short_nbgrader_metadata_is_expanded_and_tests_are_locked(tmp_path: Path) -> None:
-    nb = build.master_notebook(_master(tmp_path, 'nbgrader={"grade": true, "grade_id": "t1", "points": 2}'), None)
+    nb = build.master_notebook(
+        _master(tmp_path, 'nbgrader={"grade": true, "grade_id": "t1", "points": 2}'), None
+    )
     meta = nb.cells[0].metadata["nbgrader"]
-    assert meta == {"grade": True, "grade_id": "t1", "locked": True, "points": 2,
-                    "schema_version": 3, "solution": False, "task": False}
+    assert meta == {
+        "grade": True,
+        "grade_id": "t1",
+        "locked": True,
+        "points": 2,
+        "schema_version": 3,
+        "solution": False,
+        "task": False,
+    }
     assert nb.cells[0].id == "t1"
 
 
-@pytest.mark.parametrize("header, problem", [
-    ('nbgrader={"solution": true}', "grade_id"),
-    ('nbgrader={"grade": true, "grade_id": "t"}', "points"),
-])
+@pytest.mark.parametrize(
+    "header, problem",
+    [
+        ('nbgrader={"solution": true}', "grade_id"),
+        ('nbgrader={"grade": true, "grade_id": "t"}', "points"),
+    ],
+)
 def test_malformed_nbgrader_metadata_is_refused(tmp_path: Path, header: str, problem: str) -> None:
     with pytest.raises(SystemExit, match=problem):
         build.master_notebook(_master(tmp_path, header), None)
@@ -64,6 +83,10 @@ def test_outputs_are_carried_over_only_to_unchanged_cells(tmp_path: Path) -> Non
 
 
 def test_top_level_await_is_wrapped_so_the_key_runs_as_a_script() -> None:
-    script = build._wrap_top_level_await("import asyncio\nx = await asyncio.sleep(0, 5)\nprint(x)\n")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    script = build._wrap_top_level_await(
+        "import asyncio\nx = await asyncio.sleep(0, 5)\nprint(x)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
     assert result.stdout.strip() == "5", result.stderr

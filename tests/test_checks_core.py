@@ -20,7 +20,9 @@ def _stub(x):
 def test_outcomes_are_told_apart() -> None:
     assert check_double(lambda x: 2 * x).outcome == "correct"
     assert check_double(_stub).outcome == "not attempted"
-    assert check_double(lambda x: None).message == "`double` returned None — did you forget `return`?"
+    assert (
+        check_double(lambda x: None).message == "`double` returned None — did you forget `return`?"
+    )
     assert check_double(lambda x: x + 1).message == "`double(2)` returned 3"
     error = check_double(lambda x: 1 / 0)
     assert error.outcome == "error" and "ZeroDivisionError" in error.message
@@ -42,3 +44,92 @@ def test_results_render_as_text_and_html_and_are_truthy_only_when_correct() -> N
     assert repr(good) == "✅ Demo · double: correct — doubles."
     assert "<b>Demo · double</b>" in bad._repr_html_() and "incorrect" in bad._repr_html_()
     assert isinstance(good, CheckResult)
+
+
+# ---- the exercise registry: time bound, hints on demand, check_all ---------------------------
+
+
+def _exercise():
+    from dspy_workbook.checks import Exercise
+
+    ex = Exercise("Demo exercise")
+
+    @ex.task(
+        "double",
+        "Task 1 · double",
+        points=2,
+        needs=("double",),
+        hints=("Multiply.", "`return 2 * x`"),
+        seconds=1.0,
+    )
+    def check_double_task(double) -> str:
+        expect(double(2) == 4, f"`double(2)` returned {double(2)!r}")
+        return "doubles."
+
+    @ex.task("halve", "Going further · halve", points=1, core=False, needs=("halve",))
+    def check_halve(halve) -> str:
+        expect(halve(4) == 2, "`halve(4)` is not 2")
+        return "halves."
+
+    return ex, check_double_task
+
+
+def test_a_hanging_solution_is_reported_within_the_checks_own_bound() -> None:
+    import threading
+    import time
+
+    _, check_double_task = _exercise()
+    release = threading.Event()
+    start = time.monotonic()
+    result = check_double_task(lambda x: release.wait(30))
+    release.set()
+    assert time.monotonic() - start < 5
+    assert result.outcome == "error" and "did not finish in 1 s" in result.message
+
+
+def test_the_check_runs_with_the_callers_dspy_context() -> None:
+    import dspy
+
+    seen = {}
+
+    @check("Demo · context", seconds=5)
+    def check_context(_) -> str:
+        seen["lm"] = dspy.settings.lm
+        return "ok"
+
+    marker = dspy.LM("openai/marker-model")
+    with dspy.context(lm=marker):
+        check_context(None)
+    assert seen["lm"] is marker
+
+
+def test_hints_are_revealed_one_level_at_a_time_and_stop_at_the_last() -> None:
+    ex, _ = _exercise()
+    first, second, third = ex.hint("double"), ex.hint("double"), ex.hint("double")
+    assert (first.level, first.text) == (1, "Multiply.")
+    assert (second.level, third.level) == (2, 2) and "last hint" in repr(third)
+    assert ex.hint("double", level=1).text == "Multiply."
+    assert "no hints" in ex.hint("halve").text
+    try:
+        ex.hint("tripple")
+    except KeyError as error:
+        assert "'double', 'halve'" in str(error)
+    else:
+        raise AssertionError("an unknown task must say which tasks exist")
+
+
+def test_check_all_reruns_every_check_on_the_current_names() -> None:
+    ex, _ = _exercise()
+    summary = ex.check_all({"double": lambda x: 2 * x})
+    verdicts = {task.key: result.outcome for task, result in summary.rows}
+    assert verdicts == {"double": "correct", "halve": "not attempted"}
+    assert bool(summary)  # every core task is correct; optional ones do not count
+    assert "core: 2/2" in repr(summary)
+    assert "going further (optional): 0 of 1 self-checks pass" in repr(summary)
+    assert not ex.check_all({"double": lambda x: x, "halve": lambda x: x / 2})
+    assert "<table>" in summary._repr_html_()
+
+
+def test_messages_render_backticks_as_code_in_html() -> None:
+    html = check_double(lambda x: 0)._repr_html_()
+    assert "<code>double(2)</code>" in html and "`" not in html

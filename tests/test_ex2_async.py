@@ -11,12 +11,11 @@ import random
 
 import dspy
 import pytest
+from answer_key import load_solutions  # tools/ is on sys.path: see conftest
 
 import dspy_workbook as wb
 from dspy_workbook import concurrency as cc
 from dspy_workbook.checks import ex2
-
-from answer_key import load_solutions  # tools/ is on sys.path: see conftest
 
 
 def run(coro, seconds: float = 30):
@@ -36,8 +35,15 @@ def json_adapter():
 
 
 # -- the answers: the master's own solution cells, and the wrong variants the checks must catch ----
-KEY = load_solutions("02_async", "aforward", "run_bounded", "token_bucket", "timeout", "as_completed",
-                     "stream_answer")
+KEY = load_solutions(
+    "02_async",
+    "aforward",
+    "run_bounded",
+    "token_bucket",
+    "timeout",
+    "as_completed",
+    "stream_answer",
+)
 DraftThenPolish = KEY.DraftThenPolish
 run_bounded = KEY.run_bounded
 TokenBucket = KEY.TokenBucket
@@ -66,26 +72,26 @@ async def naive_stream_answer(program: dspy.Module, question: str):
 # -- statistics and windows ---------------------------------------------------------------------
 
 
-def test_percentile_interpolates_between_ranks() -> None:
+def test_latency_figures_come_from_the_workbook_summary() -> None:
+    from dspy_workbook import stats
+
+    assert cc.percentile is stats.percentile and cc.LatencySummary is stats.LatencySummary
     assert cc.percentile([4, 1, 3, 2], 50) == 2.5
-    assert cc.percentile(list(range(1, 101)), 95) == pytest.approx(95.05)
-    assert cc.percentile([7.0], 95) == 7.0
-    with pytest.raises(ValueError):
-        cc.percentile([], 50)
-    with pytest.raises(ValueError):
-        cc.percentile([1.0], 101)
-
-
-def test_summarize_reports_rate_and_tail() -> None:
-    s = cc.summarize([0.1] * 9 + [1.0], wall_seconds=2.0)
-    assert (s.n, s.requests_per_second, s.p50) == (10, 5.0, 0.1)
-    assert 0.1 < s.p95 < 1.0
+    row = run(
+        cc.measure_concurrent(
+            run_bounded, dspy.Predict("question -> answer"), cc.distinct_questions(6, "ls"), 3
+        )
+    )
+    assert 0 < row.p50 <= row.p95 and row.requests_per_second == pytest.approx(6 / row.seconds)
 
 
 def test_max_per_window_uses_half_open_windows() -> None:
     assert cc.max_per_window([0.0, 0.5, 0.99, 1.0, 1.5], 1.0) == 3
     assert cc.max_per_window([], 1.0) == 0
     assert cc.max_per_window([2.0, 2.0, 2.0], 0.1) == 3
+    for window in (0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="window"):
+            cc.max_per_window([1.0], window)
 
 
 def test_max_per_window_matches_brute_force() -> None:
@@ -118,23 +124,22 @@ def test_flaky_qa_fails_exactly_the_marked_questions() -> None:
         cc.FlakyQA()(question="FAIL sync")
 
 
-def test_gated_qa_holds_slow_questions_until_released() -> None:
-    async def scenario() -> list[str]:
-        gated, order = cc.GatedQA(), []
+def test_scripted_qa_finishes_by_delay_and_counts_overlap() -> None:
+    scripted = cc.ScriptedQA({"a?": 0.06, "b?": 0.02, "c?": 0.04}, fail={"c?"})
 
-        async def ask(q: str) -> None:
-            await gated.acall(question=q)
-            order.append(q)
+    async def ask(q: str):
+        try:
+            return await scripted.acall(question=q)
+        except cc.ScriptedFailure as exc:
+            return exc
 
-        slow = asyncio.create_task(ask("slow 1"))
-        await ask("fast 0")
-        await asyncio.sleep(0.05)
-        assert not slow.done()
-        gated.release()
-        await slow
-        return order
-
-    assert run(scenario(), 10) == ["fast 0", "slow 1"]
+    results = run(together(*(ask(q) for q in ("a?", "b?", "c?"))), 10)
+    assert scripted.finished == ["b?", "c?", "a?"]
+    assert (scripted.in_flight.peak, scripted.in_flight.current) == (3, 0)
+    assert results[0].answer == "Answer to: a?" and isinstance(results[2], cc.ScriptedFailure)
+    assert scripted(question="b?").answer == "Answer to: b?"  # the sync path too
+    with pytest.raises(ValueError):
+        cc.ScriptedQA({"x": -1})
 
 
 # -- measuring ---------------------------------------------------------------------------------
@@ -213,7 +218,9 @@ def test_without_retries_rate_limit_errors_stay_in_place() -> None:
         results = run(run_bounded(dspy.Predict("question -> answer"), questions, 8))
     failed = [r for r in results if isinstance(r, Exception)]
     assert failed and all(isinstance(r, dspy.LMRateLimitError) for r in failed)
-    assert all(q in r.answer for q, r in zip(questions, results) if not isinstance(r, Exception))
+    pairs = zip(questions, results, strict=True)
+    answered = [(q, r) for q, r in pairs if not isinstance(r, Exception)]
+    assert all(q in r.answer for q, r in answered)
 
 
 def test_token_bucket_in_front_of_the_provider_keeps_it_within_its_limit() -> None:
@@ -331,7 +338,7 @@ def test_check_token_bucket_catches_a_bucket_that_never_waits() -> None:
             return None
 
     result = ex2.check_token_bucket(NoLimit)
-    assert result.outcome == "incorrect" and "within one second" in result.message
+    assert result.outcome == "incorrect" and "budget" in result.message
 
 
 def test_check_timeout_wants_the_error_returned() -> None:
@@ -349,9 +356,185 @@ def test_check_as_completed_catches_gather_then_yield() -> None:
             yield pair
 
     result = ex2.check_as_completed(all_then_yield)
-    assert result.outcome == "incorrect" and "like `gather`" in result.message
+    assert result.outcome == "incorrect" and "as it finishes" in result.message
 
 
 def test_check_stream_catches_an_unclean_close() -> None:
     result = ex2.check_stream(naive_stream_answer)
     assert result.outcome == "incorrect" and "left an error behind" in result.message
+
+
+# -- every wrong submission the graded cells refuse, the self-checks refuse too -------------------
+
+from test_ex2_wrong_submissions import WRONG  # noqa: E402  (tests/ is on sys.path under pytest)
+
+SELF_CHECK_CASES = [(task, name) for task, wrongs in WRONG.items() for name in wrongs]
+
+
+@pytest.mark.parametrize(
+    ("task", "name"), SELF_CHECK_CASES, ids=[f"{t}: {n}" for t, n in SELF_CHECK_CASES]
+)
+def test_the_self_check_flags_each_wrong_submission(
+    task: str, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for attr in cc.__all__:  # a submission may reassign `cc.…`: restore them afterwards
+        monkeypatch.setattr(cc, attr, getattr(cc, attr))
+    namespace = dict(vars(load_solutions("02_async", task)))
+    exec(compile(WRONG[task][name], f"<{task}: {name}>", "exec"), namespace)
+    registered = ex2.ex.tasks[task]
+    result = registered.run(*(namespace[n] for n in registered.needs))
+    assert result.outcome in {"incorrect", "error"}, result
+    assert "did not finish" not in result.message or task == "run_bounded", result
+
+
+def test_check_all_reports_core_and_optional_tasks_with_points() -> None:
+    namespace = {
+        "DraftThenPolish": DraftThenPolish,
+        "run_bounded": run_bounded,
+        "TokenBucket": TokenBucket,
+        "ask_with_timeout": ask_with_timeout,
+    }
+    summary = ex2.check_all(namespace)
+    verdicts = {task.key: (result.outcome, task.core, task.points) for task, result in summary.rows}
+    assert verdicts == {
+        "aforward": ("correct", True, 1),
+        "run_bounded": ("correct", True, 3),
+        "token_bucket": ("correct", True, 2),
+        "timeout": ("correct", True, 1),
+        "as_completed": ("not attempted", False, 2),
+        "stream_answer": ("not attempted", False, 2),
+    }
+    assert summary and "core: 7/7" in repr(summary)
+    assert "going further (optional): 0 of 2 self-checks pass, 0/4 extra-credit points" in repr(
+        summary
+    )
+
+
+def test_hints_come_in_levels_for_every_task() -> None:
+    for key, task in ex2.ex.tasks.items():
+        assert len(task.hints) == 3, key
+        task.hints_shown = 0
+        levels = [ex2.hint(key).level for _ in range(4)]
+        assert levels == [1, 2, 3, 3]  # the last hint stays the last
+        task.hints_shown = 0
+
+
+def test_a_hanging_submission_costs_the_self_checks_own_short_bound() -> None:
+    async def hangs(program, questions, limit):
+        await asyncio.Event().wait()
+
+    result = ex2.check_run_bounded(hangs)
+    assert result.outcome == "incorrect" and "did not finish in 15 s" in result.message
+
+
+def test_a_timeout_error_raised_by_student_code_is_not_mistaken_for_a_hang() -> None:
+    async def raises(program, questions, limit):
+        raise TimeoutError("my own timeout")
+
+    result = ex2.check_run_bounded(raises)
+    assert result.outcome == "incorrect"
+    assert "raised `TimeoutError`: my own timeout" in result.message
+
+
+# -- refusing limits that cannot work ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("limit", [0, -1, 2.5, float("nan"), float("inf"), "3", None])
+def test_run_bounded_refuses_a_limit_that_cannot_work_before_any_call(limit) -> None:
+    lm = wb.sim_lm(latency=0.01, cache=False)
+    with dspy.context(lm=lm), pytest.raises(ValueError, match="limit"):
+        run(run_bounded(dspy.Predict("question -> answer"), ["a", "b"], limit), 5)
+    assert lm.engine.stats.calls == 0
+
+
+@pytest.mark.parametrize("limit", [0, -1, 2.5, float("nan")])
+def test_answers_as_completed_refuses_a_limit_that_cannot_work(limit) -> None:
+    stream = answers_as_completed(cc.ScriptedQA({"a": 0.0}), ["a"], limit)
+    with pytest.raises(ValueError, match="limit"):
+        run(anext(stream), 5)
+
+
+@pytest.mark.parametrize(
+    ("rate", "burst"),
+    [(0, 1), (-1, 1), (float("nan"), 1), (float("inf"), 1), ("5", 1), (5, 0), (5, 1.5), (5, -2)],
+)
+def test_token_bucket_refuses_settings_that_cannot_work(rate, burst) -> None:
+    with pytest.raises(ValueError):
+        TokenBucket(rate=rate, burst=burst)
+
+
+def test_token_bucket_caps_its_refill_after_idling() -> None:
+    async def scenario() -> list[float]:
+        bucket, times = TokenBucket(rate=50, burst=3), []
+        for _ in range(3):
+            await bucket.acquire()
+        await asyncio.sleep(0.3)  # 15 tokens' worth of idle time: only 3 may be saved
+        start = asyncio.get_running_loop().time()
+
+        async def one() -> None:
+            await bucket.acquire()
+            times.append(asyncio.get_running_loop().time() - start)
+
+        await asyncio.gather(*(one() for _ in range(8)))
+        return sorted(times)
+
+    times = run(scenario(), 10)
+    assert times[2] < 0.015 and times[3] >= 0.015  # three at once, the fourth waits ~20 ms
+
+
+# -- what the prose claims about DSPy and Python -------------------------------------------------
+
+
+def test_a_plain_thread_does_not_inherit_dspy_context() -> None:
+    import threading
+
+    probe, seen = wb.sim_lm(latency=0.0, cache=False), []
+    with dspy.context(lm=probe):
+        thread = threading.Thread(target=lambda: seen.append(dspy.settings.lm is probe))
+        thread.start()
+        thread.join()
+    assert seen == [False]
+
+
+def test_dspy_context_async_max_workers_resizes_one_process_wide_limiter() -> None:
+    from dspy.utils.asyncify import get_limiter
+
+    shared = get_limiter()
+    before = shared.total_tokens
+    program = dspy.asyncify(dspy.Predict("question -> answer"))
+    with dspy.context(async_max_workers=3):
+        run(program(question="resize me"))
+        assert get_limiter() is shared and shared.total_tokens == 3  # the one limiter, resized
+    try:
+        assert shared.total_tokens == 3  # still 3 after the block, for every asyncify caller
+    finally:
+        get_limiter()  # the next call outside the block sizes it back
+    assert shared.total_tokens == before
+
+
+# -- progress bars -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "shown"),
+    [
+        ({"JPY_SESSION_NAME": "x.ipynb"}, True),
+        ({"JPY_SESSION_NAME": "x.ipynb", "CI": "true"}, False),
+        ({"JPY_SESSION_NAME": "x.ipynb", "NBGRADER_EXECUTION": "autograde"}, False),
+        ({}, False),  # pytest's captured stderr is not a terminal
+        ({"WORKBOOK_PROGRESS": "1", "CI": "true"}, True),
+        ({"WORKBOOK_PROGRESS": "0", "JPY_SESSION_NAME": "x.ipynb"}, False),
+    ],
+)
+def test_progress_bars_show_only_where_someone_watches(
+    env, shown, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("JPY_SESSION_NAME", "CI", "NBGRADER_EXECUTION", "WORKBOOK_PROGRESS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert cc.progress_enabled() is shown
+    with cc.progress(3, "demo") as bar:
+        assert bar.disable is not shown
+    with cc.progress(3, "demo", show=False) as bar:
+        assert bar.disable

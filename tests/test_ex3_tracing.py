@@ -21,8 +21,17 @@ import pytest
 
 import dspy_workbook as wb
 from dspy_workbook.tracing import (
-    EMPTY_MESSAGE, LOG_DIR, LogSink, ReplayMiss, Span, TraceStepper, plot_timeline, read_jsonl, replay_lm,
-    span_record, spans_table, to_jsonable,
+    EMPTY_MESSAGE,
+    LogSink,
+    ReplayMiss,
+    Span,
+    TraceStepper,
+    plot_timeline,
+    read_jsonl,
+    replay_lm,
+    span_record,
+    spans_table,
+    to_jsonable,
 )
 
 matplotlib.use("Agg")
@@ -33,9 +42,20 @@ from answer_key import load_solutions  # noqa: E402 (tools/ is on sys.path: see 
 
 @pytest.fixture(scope="module")
 def key() -> dict:
-    """The master's solution cells, plus the program and printer the notebook defines around them."""
-    return vars(load_solutions("03_debugging", "tracer", "render_tree", "redact", "trace_logger", "bottleneck",
-                               "breakpoints", definitions=["DraftAndReview", "print_trace"]))
+    """The master's solution cells, plus the program and printer the notebook defines."""
+    return vars(
+        load_solutions(
+            "03_debugging",
+            "tracer",
+            "render_tree",
+            "redact",
+            "trace_logger",
+            "bottleneck",
+            "find_next",
+            "breakpoints",
+            definitions=["DraftAndReview", "print_trace"],
+        )
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -46,12 +66,21 @@ def course_adapter():
 
 
 @pytest.fixture(scope="module")
-def notebook_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The folder the answer key script ran in, twice in one process (its demo cells write the logs)."""
+def notebook_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(the folder the answer key ran in, its `$WORKBOOK_CACHE_DIR`): run twice in one process,
+    like "Run All" twice in one kernel (its demo cells write the logs)."""
     folder = tmp_path_factory.mktemp("ex3-run")
+    cache = tmp_path_factory.mktemp("ex3-cache")
     saved_cwd, saved_env = Path.cwd(), dict(os.environ)
     os.chdir(folder)
-    os.environ.update({"WORKBOOK_LM": "sim", "WORKBOOK_SIM_LATENCY": "0.0", "MPLBACKEND": "Agg"})
+    os.environ.update(
+        {
+            "WORKBOOK_LM": "sim",
+            "WORKBOOK_SIM_LATENCY": "0.0",
+            "MPLBACKEND": "Agg",
+            "WORKBOOK_CACHE_DIR": str(cache),
+        }
+    )
     try:
         runpy.run_path(str(KEY), run_name="__main__")
         runpy.run_path(str(KEY), run_name="__main__")
@@ -59,7 +88,7 @@ def notebook_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         os.chdir(saved_cwd)
         os.environ.clear()
         os.environ.update(saved_env)
-    return folder
+    return folder, cache
 
 
 def _trace(key: dict, program, lm=None, **inputs):
@@ -70,6 +99,7 @@ def _trace(key: dict, program, lm=None, **inputs):
 
 
 # ---- the tracer ------------------------------------------------------------------------------
+
 
 def test_a_two_module_program_gives_one_tree_with_every_step(key: dict) -> None:
     tracer = _trace(key, key["DraftAndReview"](), question="tree?")
@@ -105,14 +135,19 @@ def test_lm_spans_carry_usage_then_a_cache_hit(key: dict) -> None:
 def test_failures_are_traced_with_their_exception(key: dict) -> None:
     tracer = key["SpanTracer"]()
     failing = wb.sim_lm(latency=0.0, error_rate=1.0, num_retries=0)
-    with pytest.raises(Exception) as raised, dspy.context(callbacks=[tracer], lm=failing):
+    with (
+        pytest.raises(Exception, match=".") as raised,
+        dspy.context(callbacks=[tracer], lm=failing),
+    ):
         key["DraftAndReview"]()(question="fails")
     failed = [s for s in tracer.spans if not s.ok]
     assert {s.kind for s in failed} == {"module", "lm"}
     assert all(s.duration is not None for s in failed)
     root = next(s for s in tracer.spans if s.parent_id is None)
     assert root.error is raised.value
-    assert all(s.ok for s in tracer.spans if s.kind == "format")  # the steps before the failure succeeded
+    assert all(
+        s.ok for s in tracer.spans if s.kind == "format"
+    )  # the steps before the failure succeeded
 
 
 def test_interleaved_async_calls_keep_separate_trees(key: dict) -> None:
@@ -123,10 +158,14 @@ def test_interleaved_async_calls_keep_separate_trees(key: dict) -> None:
     async def main() -> list:
         with dspy.context(callbacks=[tracer], lm=lm):
             program = dspy.ChainOfThought("question -> answer")
-            return await asyncio.wait_for(asyncio.gather(*(program.acall(question=q) for q in questions)), 30)
+            return await asyncio.wait_for(
+                asyncio.gather(*(program.acall(question=q) for q in questions)), 30
+            )
 
     results = asyncio.run(main())
-    assert lm.engine.stats.max_in_flight > 1, "the calls did not overlap, so the test proves nothing"
+    assert lm.engine.stats.max_in_flight > 1, (
+        "the calls did not overlap, so the test proves nothing"
+    )
     by_id = {s.id: s for s in tracer.spans}
     roots = [s for s in tracer.spans if s.parent_id is None]
     assert sorted(r.inputs["question"] for r in roots) == sorted(questions)
@@ -148,6 +187,7 @@ def test_run_async_works_from_a_running_loop_and_keeps_dspy_context(key: dict) -
     async def outer() -> int:  # a running loop, as in Jupyter
         async def inner():
             return await dspy.Predict("question -> answer").acall(question="inside")
+
         with dspy.context(callbacks=[tracer], lm=wb.sim_lm(latency=0.0)):
             key["run_async"](inner)
         return len(tracer.spans)
@@ -157,27 +197,40 @@ def test_run_async_works_from_a_running_loop_and_keeps_dspy_context(key: dict) -
 
 # ---- logs and redaction ----------------------------------------------------------------------
 
-def test_running_the_notebook_twice_writes_each_record_once(notebook_run: Path) -> None:
+
+def test_running_the_notebook_twice_writes_each_record_once(
+    notebook_run: tuple[Path, Path],
+) -> None:
+    _, cache = notebook_run
     for name in ("workbook.trace.json", "workbook.trace.text"):
         handlers = logging.getLogger(name).handlers
         assert len([h for h in handlers if isinstance(h, logging.FileHandler)]) == 1
-    path = notebook_run / LOG_DIR / "trace.jsonl"
-    ids = [r["id"] for r in read_jsonl(path)]
+    ids = [r["id"] for r in read_jsonl(cache / "traces" / "trace.jsonl")]
     assert ids and len(ids) == len(set(ids)), "a span was logged more than once"
-    text_lines = (notebook_run / LOG_DIR / "trace.log").read_text().splitlines()
+    text_lines = (cache / "traces" / "trace.log").read_text().splitlines()
     assert len(text_lines) == len(ids)
 
 
-def test_logs_are_written_under_workbook_cache_only(notebook_run: Path) -> None:
-    assert LOG_DIR.parts[0] == ".workbook_cache"
-    written = {p.relative_to(notebook_run).parts[0] for p in notebook_run.rglob("*") if p.is_file()}
-    assert written == {".workbook_cache"}
+def test_logs_go_to_the_workbook_cache_dir_and_nothing_else_is_left(
+    notebook_run: tuple[Path, Path],
+) -> None:
+    folder, cache = notebook_run
+    assert not [p for p in folder.rglob("*")], "the notebook wrote next to itself"
+    assert {p.name for p in (cache / "traces").iterdir()} == {"trace.jsonl", "trace.log"}
 
 
-def test_secrets_never_reach_the_files_or_the_printed_trace(key: dict, tmp_path: Path, capsys) -> None:
+def test_secrets_never_reach_the_files_or_the_printed_trace(
+    key: dict, tmp_path: Path, capsys
+) -> None:
     # a newline before a secret becomes `\\n` in JSON: redaction must still catch it
-    secrets = ["sk-live-0123456789ABCDEFGHIJ", "Bearer eyJzZWNyZXQ.token", "carol@example.com", "ACCT-99812",
-               "header:\nBearer second.TOKEN-xyz", "\ttabbed.person@example.net"]
+    secrets = [
+        "sk-live-0123456789ABCDEFGHIJ",
+        "Bearer eyJzZWNyZXQ.token",
+        "carol@example.com",
+        "ACCT-99812",
+        "header:\nBearer second.TOKEN-xyz",
+        "\ttabbed.person@example.net",
+    ]
 
     class Leaky(dspy.Module):
         def forward(self, question: str) -> dspy.Prediction:
@@ -189,7 +242,10 @@ def test_secrets_never_reach_the_files_or_the_printed_trace(key: dict, tmp_path:
     json_log = key["get_trace_logger"]("test.ex3.json", tmp_path / "t.jsonl")
     text_log = key["get_trace_logger"]("test.ex3.text", tmp_path / "t.log")
     tracer = key["SpanTracer"](sinks=[LogSink(json_log, text_log, lambda t: redact(t, patterns))])
-    with pytest.raises(PermissionError), dspy.context(callbacks=[tracer], lm=wb.sim_lm(latency=0.0)):
+    with (
+        pytest.raises(PermissionError),
+        dspy.context(callbacks=[tracer], lm=wb.sim_lm(latency=0.0)),
+    ):
         Leaky()(question=" ".join(secrets))
     key["print_trace"](tracer.spans, patterns)
     for handler in json_log.handlers + text_log.handlers:
@@ -204,14 +260,26 @@ def test_secrets_never_reach_the_files_or_the_printed_trace(key: dict, tmp_path:
 
 
 def test_records_keep_predictions_and_exceptions() -> None:
-    span = Span(id="a", parent_id=None, kind="module", name="M", start=1.0, duration=0.5,
-                inputs={"question": "q", "signature": dspy.Signature("question -> answer")},
-                outputs=dspy.Prediction(answer="42", reasoning="because"), error=TimeoutError("slow"))
+    span = Span(
+        id="a",
+        parent_id=None,
+        kind="module",
+        name="M",
+        start=1.0,
+        duration=0.5,
+        inputs={"question": "q", "signature": dspy.Signature("question -> answer")},
+        outputs=dspy.Prediction(answer="42", reasoning="because"),
+        error=TimeoutError("slow"),
+    )
     record = json.loads(json.dumps(span_record(span, origin=0.5)))
     assert record["outputs"] == {"__type__": "Prediction", "answer": "42", "reasoning": "because"}
     assert record["error"] == {"type": "TimeoutError", "message": "slow"}
     assert record["inputs"]["signature"] == "Signature(question -> answer)"
-    assert record["start_ms"] == 500.0 and record["duration_ms"] == 500.0 and record["status"] == "error"
+    assert (
+        record["start_ms"] == 500.0
+        and record["duration_ms"] == 500.0
+        and record["status"] == "error"
+    )
     assert to_jsonable({1: float("nan"), "s": {1, 2}}) == {"1": "nan", "s": [1, 2]}
 
 
@@ -223,6 +291,7 @@ def test_spans_table_has_one_row_per_span(key: dict) -> None:
 
 
 # ---- bottleneck and timeline -----------------------------------------------------------------
+
 
 def test_bottleneck_is_the_slow_lm_call_and_is_highlighted(key: dict) -> None:
     tracer = _trace(key, key["DraftAndReview"](), lm=wb.sim_lm(latency=0.03), question="slow")
@@ -238,6 +307,7 @@ def test_bottleneck_is_the_slow_lm_call_and_is_highlighted(key: dict) -> None:
 
 # ---- the stepper widget, headless --------------------------------------------------------------
 
+
 def test_stepper_buttons_and_slider_move_through_the_spans(key: dict) -> None:
     tracer = _trace(key, dspy.Predict("question -> answer"), question="step")
     stepper = TraceStepper(tracer.spans)
@@ -248,8 +318,12 @@ def test_stepper_buttons_and_slider_move_through_the_spans(key: dict) -> None:
     stepper.next_button.click()
     assert stepper.index == 1 and stepper.spans[1].name in stepper.view.value
     assert not stepper.prev_button.disabled
-    stepper.slider.value = n - 1
-    assert stepper.next_button.disabled and f"span {n} of {n}" in stepper.header.value
+    stepper.slider.value = n  # the slider counts from 1, like the header
+    assert (
+        stepper.index == n - 1
+        and stepper.next_button.disabled
+        and f"span {n} of {n}" in stepper.header.value
+    )
     stepper.next_button.click()
     assert stepper.index == n - 1
     stepper.prev_button.click()
@@ -258,8 +332,10 @@ def test_stepper_buttons_and_slider_move_through_the_spans(key: dict) -> None:
 
 def test_stepper_marks_failed_spans_and_redacts(key: dict) -> None:
     tracer = key["SpanTracer"]()
-    with pytest.raises(Exception), dspy.context(callbacks=[tracer],
-                                                lm=wb.sim_lm(latency=0.0, error_rate=1.0, num_retries=0)):
+    with (
+        pytest.raises(Exception, match="."),
+        dspy.context(callbacks=[tracer], lm=wb.sim_lm(latency=0.0, error_rate=1.0, num_retries=0)),
+    ):
         dspy.Predict("question -> answer")(question="mail dave@example.org")
     stepper = TraceStepper(tracer.spans, redact=key["redact"])
     assert "failed" in stepper.header.value
@@ -280,10 +356,15 @@ def test_an_empty_trace_shows_a_message() -> None:
 
 # ---- breakpoints and replay ------------------------------------------------------------------
 
+
 def test_breakpoints_capture_state_where_the_condition_holds(key: dict) -> None:
     break_when = key["break_when"]
-    tracer = key["SpanTracer"](breakpoints=[break_when("Predict(question, answer"),
-                                            break_when(where=lambda s: s.outputs.missing)])
+    tracer = key["SpanTracer"](
+        breakpoints=[
+            break_when("Predict(question, answer"),
+            break_when(where=lambda s: s.outputs.missing),
+        ]
+    )
     with dspy.context(callbacks=[tracer], lm=wb.sim_lm(latency=0.0)):
         key["DraftAndReview"]()(question="inspect me")
     assert len(tracer.hits) == 1  # the raising predicate matched nothing and broke nothing
@@ -310,6 +391,7 @@ def test_replay_makes_no_lm_call_and_refuses_unknown_prompts(key: dict) -> None:
 
 # ---- self-checks -------------------------------------------------------------------------------
 
+
 def _stub(*args, **kwargs):
     raise NotImplementedError()
 
@@ -317,10 +399,18 @@ def _stub(*args, **kwargs):
 def test_self_checks_pass_on_the_answer_key(key: dict) -> None:
     from dspy_workbook.checks import ex3
 
-    results = [ex3.check_tracer(key["SpanTracer"]), ex3.check_render_tree(key["render_tree"]),
-               ex3.check_redact(key["redact"]), ex3.check_trace_logger(key["get_trace_logger"]),
-               ex3.check_bottleneck(key["find_bottleneck"]), ex3.check_break_when(key["break_when"])]
-    assert [r.outcome for r in results] == ["correct"] * 6, results
+    results = [
+        ex3.check_tracer(key["SpanTracer"]),
+        ex3.check_render_tree(key["render_tree"]),
+        ex3.check_redact(key["redact"]),
+        ex3.check_trace_logger(key["get_trace_logger"]),
+        ex3.check_bottleneck(key["find_bottleneck"]),
+        ex3.check_find_next(key["find_next"]),
+        ex3.check_break_when(key["break_when"]),
+    ]
+    assert [r.outcome for r in results] == ["correct"] * 7, results
+    summary = ex3.check_all(key)
+    assert summary and "core: 11/11" in repr(summary)
 
 
 def test_self_checks_say_not_attempted_for_the_starter(key: dict) -> None:
@@ -330,9 +420,16 @@ def test_self_checks_say_not_attempted_for_the_starter(key: dict) -> None:
         _start = _stub
         _end = _stub
 
-    results = [ex3.check_tracer(Blank), ex3.check_render_tree(_stub), ex3.check_redact(_stub),
-               ex3.check_trace_logger(_stub), ex3.check_bottleneck(_stub), ex3.check_break_when(_stub)]
-    assert [r.outcome for r in results] == ["not attempted"] * 6, results
+    results = [
+        ex3.check_tracer(Blank),
+        ex3.check_render_tree(_stub),
+        ex3.check_redact(_stub),
+        ex3.check_trace_logger(_stub),
+        ex3.check_bottleneck(_stub),
+        ex3.check_find_next(_stub),
+        ex3.check_break_when(_stub),
+    ]
+    assert [r.outcome for r in results] == ["not attempted"] * 7, results
 
 
 def test_self_checks_name_what_is_wrong(key: dict) -> None:
@@ -345,7 +442,9 @@ def test_self_checks_name_what_is_wrong(key: dict) -> None:
 
     flat = ex3.check_tracer(NoParents)
     assert flat.outcome == "incorrect" and "ACTIVE_CALL_ID" in flat.message
-    unindented = ex3.check_render_tree(lambda spans: "\n".join(s.name for s in spans) or "(no spans)")
+    unindented = ex3.check_render_tree(
+        lambda spans: "\n".join(s.name for s in spans) or "(no spans)"
+    )
     assert unindented.outcome == "incorrect"
     root_only = ex3.check_bottleneck(lambda spans: None)
     assert root_only.outcome == "incorrect" and "None" in root_only.message
@@ -358,7 +457,4 @@ def test_self_checks_name_what_is_wrong(key: dict) -> None:
 
     dup = ex3.check_trace_logger(leaky_logger)
     assert dup.outcome == "incorrect" and "2 file handlers" in dup.message
-    leaked = logging.getLogger("workbook.selfcheck.ex3")
-    for handler in list(leaked.handlers):
-        leaked.removeHandler(handler)
-        handler.close()
+    assert not logging.getLogger("workbook.selfcheck.ex3").handlers, "the check left a file open"

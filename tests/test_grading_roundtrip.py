@@ -32,16 +32,27 @@ EXERCISES = [p.stem for p in master_notebooks() if _graded(p)]
 
 
 def _nbgrader(course: Path, env: dict[str, str], *args: str, timeout: int = 1200) -> str:
-    result = subprocess.run([sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={course}"],
-                            cwd=course, env=env, capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, f"nbgrader {args[0]} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    result = subprocess.run(
+        [sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={course}"],
+        cwd=course,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, (
+        f"nbgrader {args[0]} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    )
     return result.stdout + result.stderr
 
 
 def _new_course(tmp: Path) -> Path:
     course = tmp / "course"
-    shutil.copytree(ROOT / "source", course / "source",
-                    ignore=shutil.ignore_patterns("*.py", ".workbook_cache", ".ipynb_checkpoints"))
+    shutil.copytree(
+        ROOT / "source",
+        course / "source",
+        ignore=shutil.ignore_patterns("*.py", ".workbook_cache", ".ipynb_checkpoints"),
+    )
     shutil.copy(ROOT / "nbgrader_config.py", course)
     return course
 
@@ -59,8 +70,10 @@ def _scores(course: Path, student: str) -> dict[str, dict[str, tuple[float, floa
 
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
         submission = gradebook.find_submission(ASSIGNMENT, student)
-        return {nb.name: {g.name: (g.auto_score, g.max_score) for g in nb.grades if g.max_score}
-                for nb in submission.notebooks}
+        return {
+            nb.name: {g.name: (g.auto_score, g.max_score) for g in nb.grades if g.max_score}
+            for nb in submission.notebooks
+        }
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +81,9 @@ def graded_course(tmp_path_factory: pytest.TempPathFactory, venv_env: dict[str, 
     course = _new_course(tmp_path_factory.mktemp("grading"))
     _nbgrader(course, venv_env, "generate_assignment", ASSIGNMENT, "--force")
     released = course / "release" / ASSIGNMENT
-    _submit(course, "solved", [course / "source" / ASSIGNMENT / f"{name}.ipynb" for name in EXERCISES])
+    _submit(
+        course, "solved", [course / "source" / ASSIGNMENT / f"{name}.ipynb" for name in EXERCISES]
+    )
     _submit(course, "blank", [released / f"{name}.ipynb" for name in EXERCISES])
     _nbgrader(course, venv_env, "autograde", ASSIGNMENT, "--force")
     _nbgrader(course, venv_env, "generate_feedback", ASSIGNMENT, "--force")
@@ -78,11 +93,15 @@ def graded_course(tmp_path_factory: pytest.TempPathFactory, venv_env: dict[str, 
 def test_the_release_we_ship_is_what_nbgrader_generates(graded_course: Path) -> None:
     for name in EXERCISES:
         fresh = (graded_course / "release" / ASSIGNMENT / f"{name}.ipynb").read_text()
-        assert fresh == (ROOT / "release" / ASSIGNMENT / f"{name}.ipynb").read_text(), f"{name}: run `make build`"
+        assert fresh == (ROOT / "release" / ASSIGNMENT / f"{name}.ipynb").read_text(), (
+            f"{name}: run `make build`"
+        )
 
 
 @pytest.mark.parametrize("exercise", EXERCISES)
-def test_the_solved_master_scores_full_marks_on_every_graded_cell(graded_course: Path, exercise: str) -> None:
+def test_the_solved_master_scores_full_marks_on_every_graded_cell(
+    graded_course: Path, exercise: str
+) -> None:
     cells = _scores(graded_course, "solved")[exercise]
     assert cells, f"{exercise} has no graded cells"
     lost = {cell: score for cell, score in cells.items() if score[0] != score[1]}
@@ -90,8 +109,14 @@ def test_the_solved_master_scores_full_marks_on_every_graded_cell(graded_course:
 
 
 @pytest.mark.parametrize("exercise", EXERCISES)
-def test_the_blank_release_scores_zero_on_every_graded_cell(graded_course: Path, exercise: str) -> None:
-    free = {cell: score for cell, score in _scores(graded_course, "blank")[exercise].items() if score[0] != 0}
+def test_the_blank_release_scores_zero_on_every_graded_cell(
+    graded_course: Path, exercise: str
+) -> None:
+    free = {
+        cell: score
+        for cell, score in _scores(graded_course, "blank")[exercise].items()
+        if score[0] != 0
+    }
     assert not free, f"{exercise}: free points for a blank notebook in {free}"
 
 
@@ -115,7 +140,9 @@ def test_a_hanging_submission_is_stopped_and_scored_instead_of_stalling(
     hanging.write_text(json.dumps(notebook))
     _submit(course, "stuck", [hanging])
     # The subprocess bound (600 s) is the "never stalls" part; the cell timeout is 5 s.
-    log = _nbgrader(course, venv_env, "autograde", ASSIGNMENT, "--force", "--Execute.timeout=5", timeout=600)
+    log = _nbgrader(
+        course, venv_env, "autograde", ASSIGNMENT, "--force", "--Execute.timeout=5", timeout=600
+    )
     assert "Timeout" in log or "timed out" in log.lower() or "CellTimeoutError" in log, log[-2000:]
     scores = _scores(course, "stuck")[exercise]
     assert scores and all(score[0] == 0 for score in scores.values())

@@ -1,18 +1,31 @@
-"""`make lab`'s server really starts and serves the start notebook (loopback only, bounded)."""
+"""`make lab` as a student runs it: the server, a kernel opened through it, what the kernel gets.
+
+The server is started by `make lab` itself (extra flags through `LAB_ARGS`: a free loopback port,
+a token, no browser), from an environment with no `WORKBOOK_*` variables — a student's shell.
+A kernel is opened through the server's REST API and driven over its websocket, as JupyterLab
+does, so anything the server's configuration leaks into kernels (nbgrader_config.py is loaded by
+the nbgrader server extension) shows up here; nbval never goes through the server.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
+import websocket
 
 pytestmark = pytest.mark.slow
+
+TOKEN = "workbook-test"
 
 
 def _free_port() -> int:
@@ -21,30 +34,174 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_jupyterlab_serves_the_start_notebook_with_nbgrader(root: Path, venv_env: dict[str, str]) -> None:
-    port, token = _free_port(), "workbook-test"
+def _student_env(venv_env: dict[str, str]) -> dict[str, str]:
+    """A plain shell's environment: no workbook settings, no virtualenv on PATH."""
+    env = {k: v for k, v in venv_env.items() if not k.startswith(("WORKBOOK_", "JUPYTER_"))}
+    venv_bin = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != venv_bin)
+    env.pop("PYTHONPATH", None)
+    return env
+
+
+def _get(url: str, timeout: float = 10) -> bytes:
+    with urllib.request.urlopen(url, timeout=timeout) as reply:
+        return reply.read()
+
+
+def _execute(base: str, code: str, timeout: float = 120) -> str:
+    """Start a kernel through the server, run `code`, return its stdout; shut the kernel down."""
+    request = urllib.request.Request(
+        f"{base}/api/kernels?token={TOKEN}",
+        method="POST",
+        data=b'{"name": "python3"}',
+        headers={"Content-Type": "application/json"},
+    )
+    kernel_id = json.loads(urllib.request.urlopen(request, timeout=30).read())["id"]
+    ws = websocket.create_connection(
+        f"{base.replace('http', 'ws')}/api/kernels/{kernel_id}/channels?token={TOKEN}",
+        timeout=timeout,
+    )
+    try:
+        msg_id = uuid.uuid4().hex
+        ws.send(
+            json.dumps(
+                {
+                    "header": {
+                        "msg_id": msg_id,
+                        "msg_type": "execute_request",
+                        "username": "test",
+                        "session": uuid.uuid4().hex,
+                        "version": "5.3",
+                    },
+                    "parent_header": {},
+                    "metadata": {},
+                    "channel": "shell",
+                    "content": {
+                        "code": code,
+                        "silent": False,
+                        "store_history": False,
+                        "user_expressions": {},
+                        "allow_stdin": False,
+                        "stop_on_error": True,
+                    },
+                }
+            )
+        )
+        out, deadline = [], time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            msg = json.loads(ws.recv())
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind = msg["header"]["msg_type"]
+            if kind == "stream":
+                out.append(msg["content"]["text"])
+            elif kind == "error":
+                raise AssertionError(
+                    f"the kernel raised {msg['content']['ename']}: {msg['content']['evalue']}"
+                )
+            elif kind == "status" and msg["content"]["execution_state"] == "idle":
+                return "".join(out)
+        raise AssertionError(f"the kernel did not finish within {timeout} s")
+    finally:
+        ws.close()
+        urllib.request.urlopen(
+            urllib.request.Request(
+                f"{base}/api/kernels/{kernel_id}?token={TOKEN}", method="DELETE"
+            ),
+            timeout=30,
+        )
+
+
+def _serve(root: Path, venv_env: dict[str, str], target: str):
+    port = _free_port()
+    args = f"--no-browser --ServerApp.port={port} --IdentityProvider.token={TOKEN}"
+    gradebook = root / "gradebook.db"
+    had_gradebook = gradebook.exists()
     server = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ServerApp.ip=127.0.0.1",
-         f"--ServerApp.port={port}", f"--IdentityProvider.token={token}", "notebooks/00_start_here.ipynb"],
-        cwd=root, env=venv_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        ["make", "--no-print-directory", target, f"LAB_ARGS={args}"],
+        cwd=root,
+        env=_student_env(venv_env),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline, notebook = time.monotonic() + 90, None
-        while time.monotonic() < deadline and notebook is None:
+        deadline = time.monotonic() + 90
+        while True:
             try:
-                with urllib.request.urlopen(
-                    f"{base}/api/contents/00_start_here.ipynb?token={token}"  # root = notebooks/, timeout=5
-                ) as reply:
-                    notebook = json.load(reply)
+                _get(f"{base}/api/status?token={TOKEN}", timeout=5)
+                break
             except OSError:
-                assert server.poll() is None, "jupyter lab exited during start-up"
+                assert server.poll() is None, "`make lab` exited during start-up"
+                assert time.monotonic() < deadline, "`make lab` did not answer within 90 s"
                 time.sleep(1)
-        assert notebook is not None, "jupyter lab did not answer within 90 s"
-        assert notebook["content"]["cells"][0]["source"].startswith("# Chapter 7")
-        with urllib.request.urlopen(f"{base}/lab?token={token}", timeout=10) as reply:
-            page = reply.read().decode()
-        assert "@jupyter/nbgrader" in page, "the nbgrader JupyterLab extension is not enabled"
+        yield base
     finally:
-        server.terminate()
+        os.killpg(server.pid, 15)
         server.wait(timeout=30)
+    if target == "lab":
+        assert had_gradebook or not gradebook.exists(), (
+            "the student's JupyterLab created gradebook.db"
+        )
+
+
+@pytest.fixture(scope="module")
+def lab(root: Path, venv_env: dict[str, str]):
+    yield from _serve(root, venv_env, "lab")
+
+
+@pytest.fixture(scope="module")
+def instructor_lab(root: Path, venv_env: dict[str, str]):
+    """The instructor's JupyterLab loads nbgrader_config.py through Formgrader."""
+    yield from _serve(root, venv_env, "instructor-lab")
+
+
+def test_the_server_is_rooted_at_the_notebooks_and_serves_the_start_notebook(lab: str) -> None:
+    notebook = json.loads(_get(f"{lab}/api/contents/00_start_here.ipynb?token={TOKEN}"))
+    assert notebook["content"]["cells"][0]["source"].startswith("# Chapter 7")
+    listing = json.loads(_get(f"{lab}/api/contents?token={TOKEN}"))
+    names = {item["name"] for item in listing["content"]}
+    assert "source" not in names and "solutions" not in names, names  # students see notebooks only
+
+
+@pytest.mark.parametrize("server", ["lab", "instructor_lab"])
+def test_a_kernel_opened_through_the_server_builds_the_local_model(
+    server: str, request: pytest.FixtureRequest
+) -> None:
+    """Grading's backend (sim) must never leak from nbgrader_config.py into a kernel of a server."""
+    out = _execute(
+        request.getfixturevalue(server),
+        (
+            "import os\n"
+            "print('LM setting:', os.environ.get('WORKBOOK_LM'))\n"
+            "print('latency setting:', os.environ.get('WORKBOOK_SIM_LATENCY'))\n"
+            "import dspy_workbook as wb\n"
+            "lm = wb.setup(quiet=True)\n"
+            "print('backend:', wb.describe(lm).name)\n"
+        ),
+    )
+    assert "LM setting: None" in out, out
+    assert "latency setting: None" in out, out
+    assert "backend: local" in out, out
+
+
+def test_students_get_validate_but_not_the_instructor_tools(lab: str) -> None:
+    page = _get(f"{lab}/lab?token={TOKEN}").decode()
+    config = json.loads(
+        page.split('id="jupyter-config-data" type="application/json">', 1)[1].split("</script>", 1)[
+            0
+        ]
+    )
+    disabled = set(config.get("disabledExtensions", []))
+    assert {
+        "@jupyter/nbgrader:create-assignment",
+        "@jupyter/nbgrader:menu",
+        "@jupyter/nbgrader:assignment-list",
+        "@jupyter/nbgrader:course-list",
+    } <= disabled
+    assert "@jupyter/nbgrader:validate-assignment" not in disabled
+    assert "@jupyter/nbgrader" in page, "the nbgrader JupyterLab extension is not installed"
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        _get(f"{lab}/formgrader?token={TOKEN}")
+    assert missing.value.code == 404

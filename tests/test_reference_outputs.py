@@ -16,4 +16,6 @@ def test_every_code_cell_has_been_executed_since_it_last_changed(master: Path) -
     cells = [c for c in json.loads(master.read_text())["cells"] if c["cell_type"] == "code"]
     stale = [i for i, c in enumerate(cells) if c["execution_count"] is None]
     assert not stale, f"{master.name}: code cells {stale} changed since the last `make outputs`"
-    assert any(c["outputs"] for c in cells), f"{master.name} has no stored outputs: run `make outputs`"
+    assert any(c["outputs"] for c in cells), (
+        f"{master.name} has no stored outputs: run `make outputs`"
+    )

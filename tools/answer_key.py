@@ -36,14 +36,17 @@ import jupytext
 
 ROOT = Path(__file__).resolve().parents[1]
 MASTERS = ROOT / "source" / "ch07"
-_SOLUTION_REGION = re.compile(r"^([ \t]*)### BEGIN SOLUTION\n.*?^[ \t]*### END SOLUTION\n?", re.S | re.M)
+_SOLUTION_REGION = re.compile(
+    r"^([ \t]*)### BEGIN SOLUTION\n.*?^[ \t]*### END SOLUTION\n?", re.S | re.M
+)
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
 def blank_solutions(source: str) -> str:
-    """What nbgrader's ClearSolutions leaves: each solution region becomes a NotImplementedError stub."""
+    """What nbgrader's ClearSolutions leaves: each solution region becomes a stub that raises."""
     return _SOLUTION_REGION.sub(
-        lambda m: f"{m.group(1)}# YOUR CODE HERE\n{m.group(1)}raise NotImplementedError()\n", source)
+        lambda m: f"{m.group(1)}# YOUR CODE HERE\n{m.group(1)}raise NotImplementedError()\n", source
+    )
 
 
 def _code_cells(master: Path) -> list:
@@ -60,20 +63,27 @@ def _parse(source: str, where: str) -> ast.Module:
 
 
 def _execute(nodes: list[ast.stmt], where: str, source: str, namespace: dict) -> None:
-    """Run `nodes` (parsed from `source`) under the name `where`, which tracebacks and inspect can read."""
+    """Run `nodes` (parsed from `source`) under the name `where` (tracebacks, inspect read it)."""
     linecache.cache[where] = (len(source), None, source.splitlines(keepends=True), where)
     exec(compile(ast.Module(body=nodes, type_ignores=[]), where, "exec"), namespace)
 
 
 def _unknown(kind: str, missing: Iterable[str], known: Iterable[str], master: Path) -> LookupError:
     names = sorted(set(known))
-    return LookupError(f"{master.name} has no {kind} {', '.join(map(repr, missing))}; "
-                       f"it has: {', '.join(names) if names else '(none)'}")
+    return LookupError(
+        f"{master.name} has no {kind} {', '.join(map(repr, missing))}; "
+        f"it has: {', '.join(names) if names else '(none)'}"
+    )
 
 
-def load_solutions(master_stem: str, *grade_ids: str, definitions: Iterable[str] = (), blank: bool = False,
-                   masters_dir: Path = MASTERS) -> types.SimpleNamespace:
-    """The imports, the solution cells `grade_ids` and the plain-cell `definitions` of a master, executed.
+def load_solutions(
+    master_stem: str,
+    *grade_ids: str,
+    definitions: Iterable[str] = (),
+    blank: bool = False,
+    masters_dir: Path = MASTERS,
+) -> types.SimpleNamespace:
+    """The imports, solution cells `grade_ids` and plain-cell `definitions` of a master, executed.
 
     `master_stem` names `masters_dir/<master_stem>.py` (e.g. "01_caching"); see the module docstring
     for exactly what runs. Attributes of the result are the names those cells define and import.
@@ -81,8 +91,11 @@ def load_solutions(master_stem: str, *grade_ids: str, definitions: Iterable[str]
     master = Path(masters_dir) / f"{master_stem}.py"
     cells = _code_cells(master)
     wanted_ids, wanted_defs = list(dict.fromkeys(grade_ids)), list(dict.fromkeys(definitions))
-    solutions = {c.metadata["nbgrader"]["grade_id"]: c for c in cells
-                 if c.metadata.get("nbgrader", {}).get("solution") and "grade_id" in c.metadata["nbgrader"]}
+    solutions = {
+        c.metadata["nbgrader"]["grade_id"]: c
+        for c in cells
+        if c.metadata.get("nbgrader", {}).get("solution") and "grade_id" in c.metadata["nbgrader"]
+    }
     if missing := [g for g in wanted_ids if g not in solutions]:
         raise _unknown("solution cell with grade_id", missing, solutions, master)
 
@@ -105,11 +118,17 @@ def load_solutions(master_stem: str, *grade_ids: str, definitions: Iterable[str]
             if chosen := [node for node in named if node.name in wanted_defs]:
                 later.append((chosen, label, cell.source))
     if missing := [d for d in wanted_defs if d not in defined]:
-        raise _unknown("top-level def or class in a plain code cell named", missing, defined, master)
+        raise _unknown(
+            "top-level def or class in a plain code cell named", missing, defined, master
+        )
 
     source_of_imports = "\n".join(ast.unparse(node) for node in imports) + "\n"
-    _execute(_parse(source_of_imports, f"<{master.name} imports>").body, f"<{master.name} imports>",
-             source_of_imports, namespace)
+    _execute(
+        _parse(source_of_imports, f"<{master.name} imports>").body,
+        f"<{master.name} imports>",
+        source_of_imports,
+        namespace,
+    )
     for nodes, label, source in later:
         _execute(nodes, label, source, namespace)
     namespace.pop("__builtins__", None)

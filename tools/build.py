@@ -17,6 +17,7 @@ orphaned file (a generated file whose master is gone), and exits 1 if there is a
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import shutil
 import subprocess
@@ -30,9 +31,20 @@ import nbformat
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENT = "ch07"
 SOURCE = ROOT / "source" / ASSIGNMENT
-NBGRADER_DEFAULTS = {"grade": False, "locked": False, "schema_version": 3, "solution": False, "task": False}
+NBGRADER_DEFAULTS = {
+    "grade": False,
+    "locked": False,
+    "schema_version": 3,
+    "solution": False,
+    "task": False,
+}
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
-SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION", "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
+SOLUTION_MARKERS = (
+    "### BEGIN SOLUTION",
+    "### END SOLUTION",
+    "### BEGIN HIDDEN TESTS",
+    "### END HIDDEN TESTS",
+)
 
 
 def masters() -> list[Path]:
@@ -62,6 +74,14 @@ def _nbgrader_metadata(meta: dict, where: str) -> dict:
     return dict(sorted(full.items()))
 
 
+def _code_identity(source: str) -> str:
+    """What a code cell does, ignoring layout and comments (so reformatting keeps its outputs)."""
+    try:
+        return ast.dump(ast.parse(source))
+    except SyntaxError:
+        return source
+
+
 def master_notebook(py_path: Path, previous: nbformat.NotebookNode | None) -> nbformat.NotebookNode:
     """The nbgrader master notebook for one percent-format master, keeping matching old outputs."""
     nb = jupytext.read(py_path, fmt="py:percent")
@@ -69,7 +89,7 @@ def master_notebook(py_path: Path, previous: nbformat.NotebookNode | None) -> nb
     old_outputs: dict[str, list] = {}
     for cell in previous.cells if previous else []:
         if cell.cell_type == "code":
-            old_outputs.setdefault(cell.source, []).append(cell)
+            old_outputs.setdefault(_code_identity(cell.source), []).append(cell)
     for index, cell in enumerate(nb.cells):
         meta = dict(cell.metadata)
         nbgrader = meta.pop("nbgrader", None)
@@ -80,7 +100,7 @@ def master_notebook(py_path: Path, previous: nbformat.NotebookNode | None) -> nb
             cell.metadata["nbgrader"] = _nbgrader_metadata(nbgrader, f"{py_path.name} cell {index}")
         cell.id = cell.metadata.get("nbgrader", {}).get("grade_id") or f"cell-{index:02d}"
         if cell.cell_type == "code":
-            match = old_outputs.get(cell.source)
+            match = old_outputs.get(_code_identity(cell.source))
             old = match.pop(0) if match else None
             cell.outputs = old.outputs if old else []
             cell.execution_count = old.execution_count if old else None
@@ -104,7 +124,9 @@ def solution_script(py_path: Path, notebook_name: str) -> str:
         if cell.cell_type == "markdown":
             parts.extend(f"# {line}\n" for line in cell.source.splitlines() if line.startswith("#"))
         elif cell.cell_type == "code" and "no-script" not in cell.metadata.get("tags", []):
-            lines = [line for line in cell.source.splitlines() if line.strip() not in SOLUTION_MARKERS]
+            lines = [
+                line for line in cell.source.splitlines() if line.strip() not in SOLUTION_MARKERS
+            ]
             parts.append("\n".join(lines) + "\n\n")
     return header + _wrap_top_level_await("".join(parts))
 
@@ -112,18 +134,27 @@ def solution_script(py_path: Path, notebook_name: str) -> str:
 def _wrap_top_level_await(body: str) -> str:
     """Scripts cannot `await` at top level (notebooks can): run such a key inside `asyncio.run`."""
     try:
-        compile(body, "<answer key>", "exec")  # ast.parse accepts a top-level await; compile does not
+        compile(
+            body, "<answer key>", "exec"
+        )  # ast.parse accepts a top-level await; compile does not
         return body
     except SyntaxError:
-        indented = "".join(f"    {line}" if line.strip() else line for line in body.splitlines(keepends=True))
-        return f"import asyncio\n\n\nasync def _main() -> None:\n{indented}\n\nasyncio.run(_main())\n"
+        indented = "".join(
+            f"    {line}" if line.strip() else line for line in body.splitlines(keepends=True)
+        )
+        return (
+            f"import asyncio\n\n\nasync def _main() -> None:\n{indented}\n\nasyncio.run(_main())\n"
+        )
 
 
 def venv_env() -> dict[str, str]:
-    """This interpreter's environment with its bin/ first on PATH (nbgrader runs `alembic` from PATH)."""
+    """This interpreter's environment, its bin/ first on PATH (nbgrader runs `alembic`)."""
     bin_dir = str(Path(sys.executable).parent)
-    return {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
-            "PYTHONPATH": str(ROOT)}
+    return {
+        **os.environ,
+        "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+        "PYTHONPATH": str(ROOT),
+    }
 
 
 def _release(masters_dir: Path, work: Path) -> dict[str, str]:
@@ -135,9 +166,21 @@ def _release(masters_dir: Path, work: Path) -> dict[str, str]:
         shutil.copy(nb_path, course / "source" / ASSIGNMENT / nb_path.name)
     env = venv_env()
     result = subprocess.run(
-        [sys.executable, "-m", "nbgrader", "generate_assignment", ASSIGNMENT, "--force",
-         f"--CourseDirectory.root={course}", "--log-level=WARN"],
-        cwd=course, env=env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "nbgrader",
+            "generate_assignment",
+            ASSIGNMENT,
+            "--force",
+            f"--CourseDirectory.root={course}",
+            "--log-level=WARN",
+        ],
+        cwd=course,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     if result.returncode != 0:
         raise SystemExit(f"nbgrader generate_assignment failed:\n{result.stdout}\n{result.stderr}")
@@ -145,12 +188,20 @@ def _release(masters_dir: Path, work: Path) -> dict[str, str]:
     return {p.name: p.read_text() for p in sorted(released.glob("*.ipynb"))}
 
 
-def build_all(work: Path) -> dict[Path, str]:
-    """Every derived file (path relative to the repo root -> its text), built under `work`."""
+def _chosen(py_path: Path, only: list[str]) -> bool:
+    return not only or any(py_path.stem.startswith(prefix) for prefix in only)
+
+
+def build_all(work: Path, only: list[str] | None = None) -> dict[Path, str]:
+    """Every derived file (path relative to the repo root -> its text), built under `work`.
+
+    `only` (master name prefixes such as `04`) limits the build to those masters, so one author's
+    unfinished master never blocks another's build.
+    """
     outputs: dict[Path, str] = {}
     staged = work / "masters"
     staged.mkdir()
-    for py_path in masters():
+    for py_path in [p for p in masters() if _chosen(p, only or [])]:
         ipynb = py_path.with_suffix(".ipynb")
         previous = nbformat.read(ipynb, as_version=4) if ipynb.exists() else None
         text = _dump(master_notebook(py_path, previous))
@@ -175,33 +226,53 @@ def derived_files_on_disk() -> set[Path]:
 
 
 def execute_masters(timeout: int, only: list[str]) -> None:
-    """Run master notebooks (all, or those whose stem starts with one of `only`) and store outputs."""
+    """Run master notebooks (all, or those whose stem starts with one of `only`); store outputs."""
     from nbclient import NotebookClient
 
-    for py_path in masters():
-        if only and not any(py_path.stem.startswith(prefix) for prefix in only):
-            continue
+    # Caches and logs of the run go to a temporary folder, never into source/ (nbgrader ships it).
+    scratch = tempfile.mkdtemp(prefix="workbook-execute-")
+    os.environ.setdefault("WORKBOOK_CACHE_DIR", scratch)
+    for py_path in [p for p in masters() if _chosen(p, only)]:
         ipynb = py_path.with_suffix(".ipynb")
         nb = nbformat.read(ipynb, as_version=4)
         print(f"executing {ipynb.relative_to(ROOT)} …", flush=True)
         os.environ.update(venv_env())
-        NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
-                       resources={"metadata": {"path": str(ipynb.parent)}}).execute()
+        NotebookClient(
+            nb,
+            timeout=timeout,
+            kernel_name="python3",
+            record_timing=False,
+            resources={"metadata": {"path": str(ipynb.parent)}},
+        ).execute()
         # Re-derive from the text master so only the outputs are new (no run metadata).
         ipynb.write_text(_dump(master_notebook(py_path, nb)))
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--check", action="store_true", help="verify only; exit 1 if anything is stale")
-    parser.add_argument("--execute", action="store_true", help="re-run the masters to refresh outputs")
-    parser.add_argument("--only", nargs="*", default=[], help="with --execute: masters to run, e.g. 01")
-    parser.add_argument("--timeout", type=int, default=600, help="per-cell timeout for --execute (s)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="verify only; exit 1 if anything is stale"
+    )
+    parser.add_argument(
+        "--execute", action="store_true", help="re-run the masters to refresh outputs"
+    )
+    parser.add_argument(
+        "--only", nargs="*", default=[], help="build (and execute) only these masters, e.g. 04"
+    )
+    parser.add_argument(
+        "--timeout", type=int, default=600, help="per-cell timeout for --execute (s)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="workbook-build-") as tmp:
-        outputs = build_all(Path(tmp))
-    stale = sorted(p for p, text in outputs.items() if not (ROOT / p).exists() or (ROOT / p).read_text() != text)
-    orphans = sorted(derived_files_on_disk() - set(outputs))
+        outputs = build_all(Path(tmp), args.only)
+    stale = sorted(
+        p
+        for p, text in outputs.items()
+        if not (ROOT / p).exists() or (ROOT / p).read_text() != text
+    )
+    orphans = [] if args.only else sorted(derived_files_on_disk() - set(outputs))
     if args.check:
         for path in stale:
             print(f"{path} is not up to date with its master (run `make build`)")

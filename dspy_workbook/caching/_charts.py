@@ -28,8 +28,9 @@ def _latency(ax: Axes, records: Sequence[CallRecord]) -> None:
 def _hit_rate(ax: Axes, records: Sequence[CallRecord]) -> None:
     curve = hit_rate_curve(records)
     ax.plot(range(1, len(curve) + 1), [100 * v for v in curve], marker=".", color="#1565c0")
-    ax.set(xlabel="call #", ylabel="hit rate so far (%)", title="Cumulative hit rate",
-           ylim=(0, 100))
+    ax.set(
+        xlabel="call #", ylabel="hit rate so far (%)", title="Cumulative hit rate", ylim=(0, 100)
+    )
     ax.grid(alpha=0.3)
 
 

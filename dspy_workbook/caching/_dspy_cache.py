@@ -14,8 +14,9 @@ __all__ = ["use_dspy_disk_cache", "use_dspy_memory_cache"]
 def use_dspy_disk_cache(name: str = "ex1/dspy_disk") -> Path:
     """Give DSPy an empty memory tier and an empty disk tier in `.workbook_cache/<name>`."""
     directory = fresh_cache_dir(name)
-    dspy.configure_cache(enable_disk_cache=True, enable_memory_cache=True,
-                         disk_cache_dir=str(directory))
+    dspy.configure_cache(
+        enable_disk_cache=True, enable_memory_cache=True, disk_cache_dir=str(directory)
+    )
     return directory
 
 

@@ -23,12 +23,13 @@ COURSE_QUESTIONS: tuple[str, ...] = (
 )
 
 
-def zipf_stream(questions: Sequence[str] = COURSE_QUESTIONS, n: int = 30, *, s: float = 1.1,
-                seed: int = 0) -> list[str]:
-    """`n` questions drawn with weight 1/rank**s (seeded): popular ones repeat, like real traffic."""
+def zipf_stream(
+    questions: Sequence[str] = COURSE_QUESTIONS, n: int = 30, *, s: float = 1.1, seed: int = 0
+) -> list[str]:
+    """`n` questions drawn with weight 1/rank**s (seeded): popular ones repeat, like traffic."""
     if not questions:
         raise ValueError("zipf_stream needs at least one question")
     if n < 0 or s < 0:
         raise ValueError(f"n and s must be >= 0, got n={n}, s={s}")
-    weights = [1.0 / (rank ** s) for rank in range(1, len(questions) + 1)]
+    weights = [1.0 / (rank**s) for rank in range(1, len(questions) + 1)]
     return random.Random(seed).choices(list(questions), weights=weights, k=n)

@@ -1,16 +1,20 @@
-"""Timing helpers: run questions through a cached module, record each call's time and hit/miss."""
+"""Timing helpers: run questions through a cached module, record each call's time and hit/miss.
+
+Summaries of the recorded seconds (p50, p90, …) come from `dspy_workbook.stats`, the workbook's
+one latency summary; nothing here computes a percentile.
+"""
 
 from __future__ import annotations
 
-import statistics
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = [
-    "CallRecord", "ManualClock", "hit_rate_curve", "latency_table", "p50", "run_stream", "time_calls",
-]
+from ..progress import track as progress
+
+__all__ = ["CallRecord", "ManualClock", "hit_rate_curve", "run_stream", "time_calls"]
 
 
 @dataclass(frozen=True)
@@ -22,12 +26,14 @@ class CallRecord:
     hit: bool
 
 
-def run_stream(module: Any, questions: Iterable[str], *, field: str = "question") -> list[CallRecord]:
+def run_stream(
+    module: Any, questions: Iterable[str], *, field: str = "question"
+) -> list[CallRecord]:
     """Call `module(**{field: q})` per question; a call is a hit when `module.hits` went up."""
     if not hasattr(module, "hits"):
         raise TypeError(f"{type(module).__name__} has no `hits` counter: pass your cached module")
     records = []
-    for question in questions:
+    for question in progress(list(questions), "stream"):
         before = module.hits
         start = time.perf_counter()
         module(**{field: question})
@@ -45,13 +51,18 @@ def hit_rate_curve(records: Sequence[CallRecord]) -> list[float]:
     return curve
 
 
-def time_calls(call: Callable[[], Any], n: int, *,
-               before_each: Callable[[], Any] | None = None) -> list[float]:
+def time_calls(
+    call: Callable[[], Any],
+    n: int,
+    *,
+    before_each: Callable[[], Any] | None = None,
+    desc: str | None = None,
+) -> list[float]:
     """Seconds taken by each of `n` calls of `call` (`before_each` runs untimed, e.g. a reset)."""
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     times = []
-    for _ in range(n):
+    for _ in progress(range(n), desc or "timing"):
         if before_each is not None:
             before_each()
         start = time.perf_counter()
@@ -60,28 +71,12 @@ def time_calls(call: Callable[[], Any], n: int, *,
     return times
 
 
-def p50(seconds: Sequence[float]) -> float:
-    """The median, in seconds."""
-    if not seconds:
-        raise ValueError("p50 of no measurements")
-    return statistics.median(seconds)
-
-
-def latency_table(samples: dict[str, Sequence[float]]) -> list[dict[str, float | str | int]]:
-    """Rows `{what, calls, p50 ms, p90 ms}` for each named list of seconds (a DataFrame's input)."""
-    rows = []
-    for name, values in samples.items():
-        ordered = sorted(values)
-        p90 = ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
-        rows.append({"what": name, "calls": len(ordered), "p50 ms": round(p50(ordered) * 1000, 3),
-                     "p90 ms": round(p90 * 1000, 3)})
-    return rows
-
-
 class ManualClock:
     """A clock you move by hand: pass it as `clock=` to test expiry without sleeping."""
 
     def __init__(self, start: float = 1_000_000.0) -> None:
+        if not math.isfinite(start):
+            raise ValueError(f"a clock starts at a finite time, got {start}")
         self.now = float(start)
 
     def __call__(self) -> float:
@@ -89,6 +84,8 @@ class ManualClock:
 
     def advance(self, seconds: float) -> None:
         """Move time forward by `seconds` (never backwards: real clocks used for TTL don't)."""
-        if seconds < 0:
-            raise ValueError(f"a clock only moves forward, got {seconds}")
+        if not (math.isfinite(seconds) and seconds >= 0):
+            raise ValueError(
+                f"a clock only moves forward by a finite number of seconds, got {seconds}"
+            )
         self.now += seconds

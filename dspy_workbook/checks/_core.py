@@ -10,17 +10,25 @@ from __future__ import annotations
 
 import functools
 import html
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, ParamSpec
 
-__all__ = ["CheckResult", "NotAttempted", "check", "expect"]
+from ..threads import BoundExceeded, run_with_timeout
+
+__all__ = ["CheckResult", "NotAttempted", "call_student", "check", "expect"]
 
 Outcome = Literal["correct", "incorrect", "not attempted", "error"]
 P = ParamSpec("P")
 
 _ICONS = {"correct": "✅", "incorrect": "❌", "not attempted": "💡", "error": "💥"}
-_COLOURS = {"correct": "#1b5e20", "incorrect": "#b71c1c", "not attempted": "#0d47a1", "error": "#e65100"}
+_COLOURS = {
+    "correct": "#1b5e20",
+    "incorrect": "#b71c1c",
+    "not attempted": "#0d47a1",
+    "error": "#e65100",
+}
 
 
 class NotAttempted(Exception):
@@ -46,8 +54,14 @@ class CheckResult:
         return (
             f'<div style="border-left:4px solid {colour};padding:4px 8px">'
             f"{_ICONS[self.outcome]} <b>{html.escape(self.task)}</b>: "
-            f'<span style="color:{colour}">{self.outcome}</span> — {html.escape(self.message)}</div>'
+            f'<span style="color:{colour}">{self.outcome}</span> — '
+            f"{_inline_code(self.message)}</div>"
         )
+
+
+def _inline_code(text: str) -> str:
+    """Escape `text` for HTML and render its Markdown `backticks` as code, as prose does."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
 
 
 def expect(condition: Any, message: str) -> None:
@@ -56,20 +70,55 @@ def expect(condition: Any, message: str) -> None:
         raise AssertionError(message)
 
 
-def check(task: str) -> Callable[[Callable[P, str | None]], Callable[P, CheckResult]]:
-    """Turn a function of asserts into a self-check for `task` that returns a `CheckResult`."""
+def call_student(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call the student's code; an unexpected exception becomes a specific 'incorrect' verdict
+    ("`what` raised KeyError: …") instead of a generic error."""
+    try:
+        return fn(*args, **kwargs)
+    except (NotImplementedError, AssertionError, NotAttempted):
+        raise
+    except Exception as exc:
+        raise AssertionError(f"{what} raised {type(exc).__name__}: {exc}") from exc
+
+
+def check(
+    task: str,
+    *,
+    seconds: float | None = None,
+) -> Callable[[Callable[P, str | None]], Callable[P, CheckResult]]:
+    """Turn a function of asserts into a self-check for `task` that returns a `CheckResult`.
+
+    With `seconds`, the check runs in a helper thread (same `dspy.context`) and reports code that
+    does not finish in time, instead of hanging the notebook.
+    """
 
     def decorate(body: Callable[P, str | None]) -> Callable[P, CheckResult]:
         @functools.wraps(body)
         def run(*args: P.args, **kwargs: P.kwargs) -> CheckResult:
             try:
-                praise = body(*args, **kwargs)
+                if seconds is None:
+                    praise = body(*args, **kwargs)
+                else:
+                    try:
+                        praise = run_with_timeout(
+                            body, *args, timeout=seconds, name=f"self-check {task}", **kwargs
+                        )
+                    except BoundExceeded:
+                        return CheckResult(
+                            task,
+                            "error",
+                            f"your code did not finish in {seconds:g} s: look for a "
+                            "loop that never ends or a call that never returns.",
+                        )
             except NotAttempted as exc:
                 return CheckResult(task, "not attempted", str(exc))
             except NotImplementedError:
-                return CheckResult(task, "not attempted",
-                                   "your code still raises `NotImplementedError` — replace it with "
-                                   "your solution, run that cell, then run this check again.")
+                return CheckResult(
+                    task,
+                    "not attempted",
+                    "your code still raises `NotImplementedError` — replace it with "
+                    "your solution, run that cell, then run this check again.",
+                )
             except AssertionError as exc:
                 return CheckResult(task, "incorrect", str(exc) or "an assertion failed")
             except Exception as exc:  # the student's code failed: say how, without a traceback

@@ -2,11 +2,14 @@
 
 The runner, the rate limiter, the timeout and the streaming helpers are what students write in the
 notebook; this package only measures what their code does and supplies programs to run it on.
+Latency percentiles come from the workbook's one summary, `dspy_workbook.stats` (re-exported here
+as `percentile` and `LatencySummary` for code written against earlier versions).
 """
 
+from ..progress import progress, progress_enabled
+from ..stats import LatencySummary, percentile
 from ._inflight import InFlight
-from ._programs import FlakyQA, GatedQA, demo_latency, distinct_questions
-from ._stats import LatencySummary, percentile, summarize
+from ._programs import FlakyQA, ScriptedFailure, ScriptedQA, demo_latency, distinct_questions
 from ._throughput import (
     ThroughputRow,
     format_table,
@@ -18,9 +21,10 @@ from ._windows import max_per_window
 
 __all__ = [
     "FlakyQA",
-    "GatedQA",
     "InFlight",
     "LatencySummary",
+    "ScriptedFailure",
+    "ScriptedQA",
     "ThroughputRow",
     "demo_latency",
     "distinct_questions",
@@ -30,5 +34,6 @@ __all__ = [
     "measure_sequential",
     "percentile",
     "plot_throughput",
-    "summarize",
+    "progress",
+    "progress_enabled",
 ]

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
+from collections.abc import Iterable, Mapping
 
 import dspy
 
-from ..lm._sim import sim_lm
+from ..lm import sim_lm
 from ._inflight import InFlight
 
-__all__ = ["FlakyQA", "GatedQA", "demo_latency", "distinct_questions"]
+__all__ = ["FlakyQA", "ScriptedFailure", "ScriptedQA", "demo_latency", "distinct_questions"]
 
 
 def demo_latency(default: float = 0.2) -> float:
@@ -52,35 +54,39 @@ class FlakyQA(dspy.Module):
         return await self.predict.acall(question=question)
 
 
-class GatedQA(dspy.Module):
-    """Questions starting with "slow" wait until `release()` is called; the others answer at once.
+class ScriptedFailure(Exception):
+    """What `ScriptedQA` raises for a question it was told to fail."""
 
-    A collector that waits for every answer before handing out the first (like `gather`) never
-    sees a fast answer before the gate opens; one that yields answers as they finish does.
+
+class ScriptedQA(dspy.Module):
+    """Answers each question after its own scripted delay, without an LM; some may fail.
+
+    Nothing in a question's text tells how long it takes: the delays live in this object. So a
+    collector can only hand out answers in finishing order by really running the calls
+    concurrently. `finished` records the order in which calls completed (the order an "as
+    completed" collector must follow), and `in_flight` how many ran at once.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, delays: Mapping[str, float], fail: Iterable[str] = ()) -> None:
         super().__init__()
-        self.predict = dspy.Predict("question -> answer")
+        if any(not (isinstance(d, int | float) and 0 <= d < 60) for d in delays.values()):
+            raise ValueError("delays are seconds between 0 and 60")
+        self.delays = dict(delays)
+        self.fail = frozenset(fail)
         self.in_flight = InFlight()
-        self._gate: asyncio.Event | None = None
+        self.finished: list[str] = []
 
-    @property
-    def gate(self) -> asyncio.Event:
-        # Created on first use, inside the running loop that will wait on it.
-        if self._gate is None:
-            self._gate = asyncio.Event()
-        return self._gate
-
-    def release(self) -> None:
-        """Let the slow questions finish."""
-        self.gate.set()
+    def _answer(self, question: str) -> dspy.Prediction:
+        self.finished.append(question)
+        if question in self.fail:
+            raise ScriptedFailure(f"scripted failure for {question!r}")
+        return dspy.Prediction(answer=f"Answer to: {question}")
 
     def forward(self, question: str) -> dspy.Prediction:
-        return self.predict(question=question)
+        time.sleep(self.delays.get(question, 0.0))
+        return self._answer(question)
 
     async def aforward(self, question: str) -> dspy.Prediction:
         async with self.in_flight:
-            if question.startswith("slow"):
-                await self.gate.wait()
-            return await self.predict.acall(question=question)
+            await asyncio.sleep(self.delays.get(question, 0.0))
+            return self._answer(question)

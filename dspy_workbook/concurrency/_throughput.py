@@ -9,7 +9,8 @@ from typing import Any
 
 import dspy
 
-from ._stats import summarize
+from ..progress import progress
+from ..stats import summarize_latencies
 
 __all__ = [
     "Runner",
@@ -40,26 +41,35 @@ class ThroughputRow:
 
 
 class _Timed(dspy.Module):
-    """Wraps a program and records how long each call took (the caller's view of latency)."""
+    """Wraps a program and records how long each call took (the caller's view of latency).
 
-    def __init__(self, inner: dspy.Module) -> None:
+    `bar`, when given, advances by one per finished call, so a long run shows its progress.
+    """
+
+    def __init__(self, inner: dspy.Module, bar: Any = None) -> None:
         super().__init__()
         self.inner = inner
+        self.bar = bar
         self.latencies: list[float] = []
+
+    def _done(self, start: float) -> None:
+        self.latencies.append(time.perf_counter() - start)
+        if self.bar is not None:
+            self.bar.update(1)
 
     def forward(self, **kwargs: Any) -> Any:
         start = time.perf_counter()
         try:
             return self.inner(**kwargs)
         finally:
-            self.latencies.append(time.perf_counter() - start)
+            self._done(start)
 
     async def aforward(self, **kwargs: Any) -> Any:
         start = time.perf_counter()
         try:
             return await self.inner.acall(**kwargs)
         finally:
-            self.latencies.append(time.perf_counter() - start)
+            self._done(start)
 
 
 def _peak(lm: dspy.LM | None) -> int | None:
@@ -70,9 +80,11 @@ def _peak(lm: dspy.LM | None) -> int | None:
 def _row(
     label: str, concurrency: int | None, timed: _Timed, wall: float, errors: int, lm: dspy.LM | None
 ) -> ThroughputRow:
-    s = summarize(timed.latencies, wall)
+    if wall <= 0:
+        raise ValueError(f"a run must take some time, got {wall} s")
+    s = summarize_latencies(timed.latencies)  # the workbook's one latency summary
     return ThroughputRow(
-        label, concurrency, s.n, s.seconds, s.requests_per_second, s.p50, s.p95, errors, _peak(lm)
+        label, concurrency, s.count, wall, s.count / wall, s.p50, s.p95, errors, _peak(lm)
     )
 
 
@@ -81,17 +93,23 @@ def measure_sequential(
     questions: Sequence[str],
     lm: dspy.LM | None = None,
     label: str = "sequential",
+    show_progress: bool = False,
 ) -> ThroughputRow:
-    """Answer `questions` one after another with plain synchronous calls (the baseline)."""
-    timed, errors = _Timed(program), 0
-    with dspy.context(**({"lm": lm} if lm is not None else {})):
-        start = time.perf_counter()
-        for question in questions:
-            try:
-                timed(question=question)
-            except Exception:  # a failed call still counts as a request made
-                errors += 1
-        wall = time.perf_counter() - start
+    """Answer `questions` one after another with plain synchronous calls (the baseline).
+
+    `show_progress=True` shows a progress bar where someone is watching (see `progress`).
+    """
+    errors = 0
+    with progress(len(questions), label, show=show_progress) as bar:
+        timed = _Timed(program, bar)
+        with dspy.context(**({"lm": lm} if lm is not None else {})):
+            start = time.perf_counter()
+            for question in questions:
+                try:
+                    timed(question=question)
+                except Exception:  # a failed call still counts as a request made
+                    errors += 1
+            wall = time.perf_counter() - start
     return _row(label, None, timed, wall, errors, lm)
 
 
@@ -102,19 +120,22 @@ async def measure_concurrent(
     limit: int,
     lm: dspy.LM | None = None,
     label: str | None = None,
+    show_progress: bool = False,
 ) -> ThroughputRow:
     """Answer `questions` through `runner(program, questions, limit)` and measure the run."""
-    timed = _Timed(program)
-    with dspy.context(**({"lm": lm} if lm is not None else {})):
-        start = time.perf_counter()
-        results = await runner(timed, list(questions), limit)
-        wall = time.perf_counter() - start
+    label = label or f"concurrency {limit}"
+    with progress(len(questions), label, show=show_progress) as bar:
+        timed = _Timed(program, bar)
+        with dspy.context(**({"lm": lm} if lm is not None else {})):
+            start = time.perf_counter()
+            results = await runner(timed, list(questions), limit)
+            wall = time.perf_counter() - start
     if len(results) != len(questions):
         raise ValueError(
             f"the runner returned {len(results)} results for {len(questions)} questions"
         )
     errors = sum(isinstance(r, BaseException) for r in results)
-    return _row(label or f"concurrency {limit}", limit, timed, wall, errors, lm)
+    return _row(label, limit, timed, wall, errors, lm)
 
 
 def format_table(rows: Sequence[ThroughputRow]) -> str:

@@ -1,16 +1,48 @@
-"""The course language models: embedded local model, simulated provider, hosted models."""
+"""The course language models: embedded local model, simulated provider, hosted models.
 
+Everything outside this package imports from here (`dspy_workbook.lm`), never from its modules.
+"""
+
+from ._request import request_inputs, request_messages, request_text
 from ._select import BACKEND_ENV, BackendInfo, backend_name, course_lm, describe, setup
-from ._sim import AsyncSimEngine, SimEngine, SimStats, request_inputs, request_text, sim_lm
+from ._sim import SIM_MODEL, AsyncSimEngine, SimEngine, SimStats, sim_lm
+from .confidence import answer_confidence, token_logprobs
+from .local import (
+    LOCAL_MODEL,
+    AsyncLocalLlamaEngine,
+    GrammarPlan,
+    LocalLlamaEngine,
+    bound_schema,
+    json_grammar_text,
+    local_lm,
+    local_model_path,
+    worst_case_length,
+)
 
 __all__ = [
-    "AsyncSimEngine", "BACKEND_ENV", "BackendInfo", "SimEngine", "SimStats", "backend_name",
-    "course_lm", "describe", "request_inputs", "request_text", "setup", "sim_lm",
+    "AsyncLocalLlamaEngine",
+    "AsyncSimEngine",
+    "BACKEND_ENV",
+    "BackendInfo",
+    "GrammarPlan",
+    "LOCAL_MODEL",
+    "LocalLlamaEngine",
+    "SIM_MODEL",
+    "SimEngine",
+    "SimStats",
+    "answer_confidence",
+    "backend_name",
+    "bound_schema",
+    "course_lm",
+    "describe",
+    "json_grammar_text",
+    "local_lm",
+    "local_model_path",
+    "request_inputs",
+    "request_messages",
+    "request_text",
+    "setup",
+    "sim_lm",
+    "token_logprobs",
+    "worst_case_length",
 ]
-
-
-def local_lm(**lm_kwargs):
-    """The embedded SmolLM2-135M model as a `dspy.LM` (imported lazily: llama.cpp is heavy)."""
-    from ._local import local_lm as build
-
-    return build(**lm_kwargs)

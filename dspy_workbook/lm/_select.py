@@ -2,9 +2,11 @@
 
 `WORKBOOK_LM` picks the backend:
 
-* ``local`` (default) — SmolLM2-135M-Instruct in-process with llama.cpp: offline, no key, real tokens.
+* ``local`` (default) — SmolLM2-135M-Instruct in-process with llama.cpp: offline, no key,
+  real tokens.
 * ``sim`` — the simulated remote provider: deterministic, with latency, faults and rate limits.
-* anything else — a hosted model by its LiteLLM id (``openai/gpt-4o-mini``, ``ollama_chat/llama3.2``).
+* anything else — a hosted model by its LiteLLM id (``openai/gpt-4o-mini``,
+  ``ollama_chat/llama3.2``).
 
 Every backend is a `dspy.LM`, so the rest of a notebook never changes when the setting does.
 """
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 import dspy
 
 from .._errors import BackendError
-from ._sim import sim_lm
+from ._sim import AsyncSimEngine, SimEngine, sim_lm
 
 __all__ = ["BACKEND_ENV", "BackendInfo", "backend_name", "course_lm", "describe", "setup"]
 
@@ -50,10 +52,11 @@ def backend_name(backend: str | None = None) -> str:
 
 
 def _hosted_lm(model: str, **lm_kwargs) -> dspy.LM:
-    """A hosted model by LiteLLM id; refuses early, with the variable to set, when its key is missing."""
+    """A hosted model by LiteLLM id; refuses early (naming the variable) if its key is missing."""
     if "/" not in model:
         raise BackendError(
-            f"Unknown backend {model!r}. Use 'local', 'sim', or a LiteLLM id with a provider prefix, "
+            f"Unknown backend {model!r}. Use 'local', 'sim', or a LiteLLM id with a provider "
+            "prefix, "
             "e.g. 'openai/gpt-4o-mini' or 'ollama_chat/llama3.2'."
         )
     try:
@@ -66,7 +69,8 @@ def _hosted_lm(model: str, **lm_kwargs) -> dspy.LM:
         keys = ", ".join(env.get("missing_keys") or ["the provider's API key"])
         raise BackendError(
             f"{model} needs {keys} in the environment. Set it where Jupyter starts "
-            f"(e.g. `export {keys.split(',')[0]}=...`), restart the kernel, and run this cell again. "
+            f"(e.g. `export {keys.split(',')[0]}=...`), restart the kernel, and run this cell "
+            "again. "
             f"Without a key, unset {BACKEND_ENV} to use the embedded local model."
         )
     return dspy.LM(model, **lm_kwargs)
@@ -76,7 +80,7 @@ def course_lm(backend: str | None = None, **options) -> dspy.LM:
     """Build the course LM for `backend` (see module docstring) without configuring DSPy."""
     name = backend_name(backend)
     if name == "local":
-        from ._local import local_lm
+        from .local import local_lm
 
         return local_lm(**options)
     if name == "sim":
@@ -86,12 +90,17 @@ def course_lm(backend: str | None = None, **options) -> dspy.LM:
 
 
 def describe(lm: dspy.LM) -> BackendInfo:
-    """A one-line description of an LM built by `course_lm`."""
+    """A one-line description of an LM built by `course_lm` (recognised by its engine's type)."""
+    from .local import AsyncLocalLlamaEngine, LocalLlamaEngine  # no llama.cpp import here
+
     engine = getattr(lm, "engine", None)
-    kind = type(engine).__name__ if engine is not None else ""
-    if kind.startswith("LocalLlama"):
+    if isinstance(engine, AsyncLocalLlamaEngine):
+        engine = engine.sync
+    if isinstance(engine, LocalLlamaEngine):
         return BackendInfo("local", lm.model, "llama.cpp on this CPU, offline, no API key")
-    if kind.startswith("Sim"):
+    if isinstance(engine, AsyncSimEngine):
+        engine = engine.sync
+    if isinstance(engine, SimEngine):
         return BackendInfo("sim", lm.model, f"simulated provider, latency {engine.latency:g} s")
     return BackendInfo("hosted", lm.model, "remote provider via your API key")
 

@@ -9,6 +9,14 @@ answer ("Simulated answer to: …"), so a test can prove that answers were not m
 
 Randomness is decided per request content and attempt number, never by a shared random stream, so
 the same run gives the same faults whatever the scheduling of concurrent calls.
+
+A cancelled or interrupted call (`asyncio` timeout, task cancellation, Ctrl-C) ends at once with
+that cancellation: the simulated fault of an attempt is only raised when its wait completed, so it
+can never replace a cancellation (which DSPy would then retry).
+
+`logprobs=True` gets deterministic token log-probabilities: the text is cut into word and
+punctuation tokens, and each request has a "certainty" drawn from its content, so the same
+question always gets the same confidence and different questions get different ones.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import math
 import random
 import re
 import threading
@@ -25,6 +34,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 
 import dspy
+from dspy.clients.engines import AsyncEngine, Engine
 from dspy.lm15 import (
     Message,
     RateLimitError,
@@ -36,13 +46,16 @@ from dspy.lm15 import (
     StreamStartEvent,
     TextDelta,
     TextPart,
+    TokenLogprob,
     Usage,
 )
+
+from ._request import request_inputs, request_text
 
 __all__ = ["SimEngine", "AsyncSimEngine", "SimStats", "sim_lm", "request_inputs", "request_text"]
 
 SIM_MODEL = "sim/course-provider"
-_FIELD_RE = re.compile(r"\[\[ ## (\w+) ## \]\]\n(.*?)(?=\n\n\[\[ ## |\n\nRespond with|\Z)", re.S)
+_TOKEN_RE = re.compile(r"\w+|\s+|[^\w\s]")
 _OUTPUT_FIELDS_RE = re.compile(r"Your output fields are:\n(.*?)(?:\n\n|\Z)", re.S)
 
 
@@ -58,20 +71,6 @@ class SimStats:
     started_at: list[float] = field(default_factory=list)
 
 
-def request_text(request: Request) -> str:
-    """The system prompt plus every message, as one string (what a provider would be sent)."""
-    system = request.system if isinstance(request.system, str) or request.system is None else "".join(
-        getattr(p, "text", "") for p in request.system
-    )
-    return (system or "") + "\n" + "\n".join(m.text or "" for m in request.messages)
-
-
-def request_inputs(request: Request) -> dict[str, str]:
-    """The input fields DSPy's adapters wrote into the last user message (`[[ ## name ## ]]`)."""
-    last = request.messages[-1].text or "" if request.messages else ""
-    return {name: value.strip() for name, value in _FIELD_RE.findall(last)}
-
-
 def _output_fields(request: Request) -> tuple[list[str], bool]:
     """Output field names, and whether the caller asked for JSON (JSONAdapter) or markers."""
     fmt = request.config.response_format or {}
@@ -84,11 +83,37 @@ def _output_fields(request: Request) -> tuple[list[str], bool]:
     return names or ["answer"], bool(fmt)
 
 
-class SimEngine:
+def _logprobs(text: str, key: str) -> tuple[TokenLogprob, ...]:
+    """Deterministic log-probabilities for `text`: a certainty per `key`, a jitter per token."""
+    certainty = 0.5 + 0.49 * _unit(f"certainty:{key}")
+    out = []
+    for index, token in enumerate(_TOKEN_RE.findall(text)):
+        logprob = math.log(certainty) * (0.5 + _unit(f"{key}:{index}:{token}"))
+        out.append(TokenLogprob(token=token, logprob=logprob, bytes=tuple(token.encode())))
+    return tuple(out)
+
+
+def _unit(text: str) -> float:
+    """A number in [0, 1) fixed by `text`."""
+    return int(hashlib.sha256(text.encode()).hexdigest()[:12], 16) / 16**12
+
+
+class SimEngine(Engine):
     """Synchronous engine of the simulated provider (waits with `time.sleep`)."""
 
     supports_response_schema = True
-    supported_params = frozenset({"response_format", "temperature", "max_tokens", "top_p", "seed", "stop"})
+    supported_params = frozenset(
+        {
+            "response_format",
+            "temperature",
+            "max_tokens",
+            "top_p",
+            "seed",
+            "stop",
+            "logprobs",
+            "top_logprobs",
+        }
+    )
 
     def __init__(
         self,
@@ -100,11 +125,13 @@ class SimEngine:
         answers: dict[str, str] | None = None,
         stream_chunks: int = 8,
     ) -> None:
-        if latency < 0 or jitter < 0:
-            raise ValueError(f"latency and jitter must be >= 0, got latency={latency}, jitter={jitter}")
+        if not (math.isfinite(latency) and math.isfinite(jitter)) or latency < 0 or jitter < 0:
+            raise ValueError(
+                f"latency and jitter must be >= 0, got latency={latency}, jitter={jitter}"
+            )
         if not 0.0 <= error_rate <= 1.0:
             raise ValueError(f"error_rate is a probability between 0 and 1, got {error_rate}")
-        if rate_limit is not None and rate_limit <= 0:
+        if rate_limit is not None and not (0 < rate_limit < math.inf):
             raise ValueError(f"rate_limit is requests per second and must be > 0, got {rate_limit}")
         self.latency, self.jitter, self.seed = latency, jitter, seed
         self.error_rate, self.rate_limit = error_rate, rate_limit
@@ -131,7 +158,9 @@ class SimEngine:
                     retry_after = max(0.001, 1.0 - (now - self._window[0]))
                     raise RateLimitError(
                         f"simulated provider: more than {self.rate_limit:g} requests per second",
-                        provider="sim", status=429, retry_after=round(retry_after, 3),
+                        provider="sim",
+                        status=429,
+                        retry_after=round(retry_after, 3),
                     )
                 self._window.append(now)
             rng = random.Random(f"{self.seed}:{digest}:{attempt}")
@@ -143,12 +172,21 @@ class SimEngine:
         return delay, rng
 
     def _finish(self, rng: random.Random) -> None:
+        """The attempt's wait completed: leave, and fail now if this attempt is a fault."""
         with self._lock:
             self.stats.in_flight -= 1
             if rng.random() < self.error_rate:
                 self.stats.server_errors += 1
-                raise ServerError("simulated provider: transient server error (HTTP 503)",
-                                  provider="sim", status=503)
+                raise ServerError(
+                    "simulated provider: transient server error (HTTP 503)",
+                    provider="sim",
+                    status=503,
+                )
+
+    def _abandon(self) -> None:
+        """The attempt was cancelled or interrupted: leave, raising nothing (the cause wins)."""
+        with self._lock:
+            self.stats.in_flight -= 1
 
     def _answer(self, request: Request) -> Response:
         inputs = request_inputs(request)
@@ -156,54 +194,89 @@ class SimEngine:
         names, as_json = _output_fields(request)
         scripted = next((a for key, a in self.answers.items() if key in subject), None)
         values = {
-            name: (scripted if scripted is not None and name == names[-1]
-                   else f"Simulated {name} to: {subject}" if name == names[-1]
-                   else f"Simulated {name} about: {subject}")
+            name: (
+                scripted
+                if scripted is not None and name == names[-1]
+                else f"Simulated {name} to: {subject}"
+                if name == names[-1]
+                else f"Simulated {name} about: {subject}"
+            )
             for name in names
         }
         if as_json:
             text = json.dumps(values)
         else:
-            text = "".join(f"[[ ## {k} ## ]]\n{v}\n\n" for k, v in values.items()) + "[[ ## completed ## ]]"
+            fields = "".join(f"[[ ## {k} ## ]]\n{v}\n\n" for k, v in values.items())
+            text = fields + "[[ ## completed ## ]]"
         prompt_tokens = max(1, len(request_text(request)) // 4)
+        logprobs = None
+        if request.config.logprobs is not None:
+            logprobs = _logprobs(text, f"{self.seed}:{subject}")
         return Response(
-            id=None, model=SIM_MODEL, message=Message.assistant((TextPart(text),)), finish_reason="stop",
+            id=None,
+            model=SIM_MODEL,
+            message=Message.assistant((TextPart(text),)),
+            finish_reason="stop",
             usage=Usage(input_tokens=prompt_tokens, output_tokens=max(1, len(text) // 4)),
+            logprobs=logprobs,
         )
 
     def _chunks(self, text: str) -> list[str]:
         size = max(1, -(-len(text) // self.stream_chunks))
-        return [text[i:i + size] for i in range(0, len(text), size)]
+        return [text[i : i + size] for i in range(0, len(text), size)]
 
     # -- the engine contract ------------------------------------------------------------------
+    def _deltas(self, response: Response) -> list[TextDelta]:
+        """The response's text in chunks; with logprobs, each chunk carries its own tokens'."""
+        chunks = self._chunks(response.message.parts[0].text)
+        if response.logprobs is None:
+            return [TextDelta(text=chunk) for chunk in chunks]
+        # Tokens go to the chunk their first character is in.
+        tokens, starts, pos = response.logprobs, [], 0
+        for token in tokens:
+            starts.append(pos)
+            pos += len(token.token)
+        deltas, begin, t = [], 0, 0
+        for chunk in chunks:
+            end, mine = begin + len(chunk), []
+            while t < len(tokens) and starts[t] < end:
+                mine.append(tokens[t])
+                t += 1
+            deltas.append(TextDelta(text=chunk, logprobs=tuple(mine)))
+            begin = end
+        return deltas
+
     def complete(self, request: Request) -> Response:
         delay, rng = self._admit(request)
         try:
             time.sleep(delay)
-        finally:
-            self._finish(rng)
+        except BaseException:  # Ctrl-C: the interrupt propagates, no fault is raised over it
+            self._abandon()
+            raise
+        self._finish(rng)
         return self._answer(request)
 
     def stream(self, request: Request) -> Iterator:
         delay, rng = self._admit(request)
         response = self._answer(request)
-        text = response.message.parts[0].text
-        chunks = self._chunks(text)
+        deltas = self._deltas(response)
         try:
             yield StreamStartEvent(model=SIM_MODEL)
-            for chunk in chunks:
-                time.sleep(delay / len(chunks))
-                yield StreamDeltaEvent(delta=TextDelta(text=chunk))
-        finally:
-            self._finish(rng)
+            for delta in deltas:
+                time.sleep(delay / len(deltas))
+                yield StreamDeltaEvent(delta=delta)
+        except BaseException:  # closed early or interrupted: leave quietly
+            self._abandon()
+            raise
+        self._finish(rng)
         yield StreamEndEvent(finish_reason="stop", usage=response.usage)
 
     def close(self) -> None:
         """Nothing to release: the simulator holds no connections."""
 
 
-class AsyncSimEngine:
-    """Asynchronous twin sharing the sync engine's state; waits with `asyncio.sleep` (real I/O-like)."""
+class AsyncSimEngine(AsyncEngine):
+    """Asynchronous twin sharing the sync engine's state; waits with `asyncio.sleep` (like I/O)."""
 
     def __init__(self, sync: SimEngine) -> None:
         self.sync = sync
@@ -214,21 +287,25 @@ class AsyncSimEngine:
         delay, rng = self.sync._admit(request)
         try:
             await asyncio.sleep(delay)
-        finally:
-            self.sync._finish(rng)
+        except BaseException:  # cancelled (a timeout): the cancellation wins, never a fault
+            self.sync._abandon()
+            raise
+        self.sync._finish(rng)
         return self.sync._answer(request)
 
     async def stream(self, request: Request) -> AsyncIterator:
         delay, rng = self.sync._admit(request)
         response = self.sync._answer(request)
-        chunks = self.sync._chunks(response.message.parts[0].text)
+        deltas = self.sync._deltas(response)
         try:
             yield StreamStartEvent(model=SIM_MODEL)
-            for chunk in chunks:
-                await asyncio.sleep(delay / len(chunks))
-                yield StreamDeltaEvent(delta=TextDelta(text=chunk))
-        finally:
-            self.sync._finish(rng)
+            for delta in deltas:
+                await asyncio.sleep(delay / len(deltas))
+                yield StreamDeltaEvent(delta=delta)
+        except BaseException:  # cancelled or closed early: leave quietly
+            self.sync._abandon()
+            raise
+        self.sync._finish(rng)
         yield StreamEndEvent(finish_reason="stop", usage=response.usage)
 
     async def aclose(self) -> None:
@@ -250,8 +327,14 @@ def sim_lm(
     >>> lm.engine.stats.calls
     0
     """
-    engine = SimEngine(latency=latency, jitter=jitter, seed=seed, error_rate=error_rate,
-                       rate_limit=rate_limit, answers=answers)
+    engine = SimEngine(
+        latency=latency,
+        jitter=jitter,
+        seed=seed,
+        error_rate=error_rate,
+        rate_limit=rate_limit,
+        answers=answers,
+    )
     lm_kwargs.setdefault("num_retries", 3)
     lm = dspy.LM(SIM_MODEL, engine=engine, async_engine=AsyncSimEngine(engine), **lm_kwargs)
     return lm

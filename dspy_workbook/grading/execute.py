@@ -1,0 +1,206 @@
+"""nbgrader's Execute preprocessor, with the grading backend set and the kernel sandboxed.
+
+`nbgrader_config.py` is also loaded by the nbgrader server extension when a student's JupyterLab
+starts. Setting `WORKBOOK_LM=sim` in `os.environ` there would leak into every kernel the student
+opens (they would get the simulated model instead of the local one). Instead, only kernels started
+by `nbgrader autograde` get `grading.GRADING_ENV`, through this preprocessor.
+
+The same preprocessor runs each grading kernel inside `sandbox.Sandbox` (bubblewrap) when it is
+available (`$WORKBOOK_SANDBOX`, see `dspy_workbook.grading.sandbox`), and grades a submission
+whose kernel
+dies (it killed itself, or ran out of memory) instead of abandoning it: every cell after the death
+gets an error output, so its tests score zero rather than nothing being recorded.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import ensure_async, run_sync
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbformat import NotebookNode
+from nbgrader.preprocessors import Execute
+from traitlets import Integer, List, Unicode
+
+from .env import grading_env
+from .sandbox import INSTALL_HINT, Sandbox, SandboxUnavailable, bwrap_path, sandbox_mode
+
+__all__ = ["GradingExecute", "SandboxedKernelManager"]
+
+
+class SandboxedKernelManager(AsyncKernelManager):
+    """A kernel manager whose kernel runs inside `sandbox`, reached over unix sockets."""
+
+    sandbox: Sandbox | None = None
+    _rundir: str | None = None
+
+    async def _async_pre_start_kernel(self, **kw: Any) -> tuple[list[str], dict[str, Any]]:
+        assert self.sandbox is not None, "set .sandbox before starting the kernel"
+        # The kernel has its own (empty) network: it listens on unix sockets in a folder that is
+        # bind-mounted into the sandbox. A short path: a unix socket path has at most 107 bytes.
+        self._rundir = tempfile.mkdtemp(prefix="wbk-")
+        self.transport = "ipc"
+        self.ip = os.path.join(self._rundir, "k")
+        self.connection_file = os.path.join(self._rundir, "kernel.json")
+        writable = Path(kw.get("cwd") or os.getcwd()).resolve()
+        kw["env"] = Sandbox.environment(kw.get("env") or os.environ)
+        cmd, kw = await super()._async_pre_start_kernel(**kw)
+        return self.sandbox.command(cmd, writable=writable, rundir=Path(self._rundir)), kw
+
+    async def _async_interrupt_kernel(self) -> None:
+        # SIGINT to the kernel's process group would also stop bwrap, and the kernel with it: ask
+        # the kernel itself (ipykernel's `interrupt_request` raises KeyboardInterrupt in the cell).
+        self._connect_control_socket()
+        self.session.send(self._control_socket, self.session.msg("interrupt_request", content={}))
+
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        await super()._async_cleanup_resources(restart=restart)
+        if self._rundir and not restart:
+            shutil.rmtree(self._rundir, ignore_errors=True)
+            self._rundir = None
+
+    # AsyncKernelManager binds its public coroutines to the base class's functions.
+    interrupt_kernel = _async_interrupt_kernel
+    cleanup_resources = _async_cleanup_resources
+
+
+class GradingExecute(Execute):
+    """Execute, starting each kernel with `grading_env()`, sandboxed when bubblewrap allows."""
+
+    sandbox = Unicode(
+        "",
+        help="'on', 'off' or 'auto' (bubblewrap when installed); empty: $WORKBOOK_SANDBOX",
+    ).tag(config=True)
+    sandbox_memory_mb = Integer(4096, help="address-space bound of a sandboxed kernel").tag(
+        config=True
+    )
+    sandbox_cpu_seconds = Integer(900, help="CPU-time bound of a sandboxed kernel").tag(config=True)
+    sandbox_hide = List(Unicode(), help="more folders the sandboxed kernel must not see").tag(
+        config=True
+    )
+
+    def _make_sandbox(self) -> Sandbox | None:
+        mode = self.sandbox or sandbox_mode()
+        if mode == "off":
+            return None
+        bwrap = bwrap_path()
+        if bwrap is None:
+            if mode == "on":
+                raise SandboxUnavailable(f"WORKBOOK_SANDBOX=1 but bwrap is missing: {INSTALL_HINT}")
+            self.log.warning(
+                "NOT SANDBOXED: bwrap was not found, so student code runs with your "
+                "rights (it can read the masters and the gradebook); %s",
+                INSTALL_HINT,
+            )
+            return None
+        return Sandbox(
+            bwrap,
+            hide=self._hidden_folders(),
+            memory_mb=self.sandbox_memory_mb,
+            cpu_seconds=self.sandbox_cpu_seconds,
+        )
+
+    def _hidden_folders(self) -> list[Path]:
+        """The course, the repository with the masters, home and the shared temporary folders."""
+        course = self.config.get("CourseDirectory", {}).get("root") or os.getcwd()
+        repository = Path(__file__).resolve().parents[2]
+        home = Path.home()
+        return [
+            Path(p)
+            for p in (
+                course,
+                repository,
+                home,
+                "/root",
+                "/home",
+                "/tmp",
+                "/var/tmp",
+                "/run",
+                *self.sandbox_hide,
+            )
+        ]
+
+    def preprocess(self, nb: NotebookNode, resources: Any = None, km: Any = None) -> Any:
+        box = self._make_sandbox()
+        if box is not None:
+            self.kernel_manager_class = type(
+                "BoundSandboxedKernelManager", (SandboxedKernelManager,), {"sandbox": box}
+            )
+            self.log.info(
+                "Sandboxed grading kernel (bubblewrap: no network, only %s writable)",
+                (resources or {}).get("metadata", {}).get("path", "the submission"),
+            )
+        self._kernel_died: str | None = None
+        return super().preprocess(nb, resources, km)
+
+    # nbclient binds the sync `start_new_kernel` to the base class's coroutine, so both entry
+    # points are overridden.
+    def start_new_kernel(self, **kwargs: Any) -> None:
+        kwargs.setdefault("env", grading_env())
+        super().start_new_kernel(**kwargs)
+
+    async def async_start_new_kernel(self, **kwargs: Any) -> None:
+        kwargs.setdefault("env", grading_env())
+        await super().async_start_new_kernel(**kwargs)
+
+    async def async_execute_cell(
+        self,
+        cell: NotebookNode,
+        cell_index: int,
+        execution_count: int | None = None,
+        store_history: bool = True,
+    ) -> NotebookNode:
+        """Run a cell; once the kernel has died, every later code cell gets an error output."""
+        if cell.cell_type != "code" or not cell.source.strip():
+            return await super().async_execute_cell(
+                cell, cell_index, execution_count, store_history
+            )
+        if self._kernel_died is not None:
+            cell.outputs = [
+                _error("KernelDied", f"not run: the kernel stopped in cell {self._kernel_died}")
+            ]
+            return cell
+        try:
+            return await super().async_execute_cell(
+                cell, cell_index, execution_count, store_history
+            )
+        except DeadKernelError:
+            self._kernel_died = str(cell_index)
+            self.log.error(
+                "The kernel died while running cell %s (it exited, was killed or ran "
+                "out of memory): that cell and every later one score zero",
+                cell_index,
+            )
+            cell.outputs.append(_error("KernelDied", "the kernel died while running this cell"))
+            return cell
+        except CellTimeoutError:
+            # The cell ignored the interrupt after its timeout: the kernel is stuck, so it is
+            # stopped and the rest of the notebook is scored as not run.
+            self._kernel_died = str(cell_index)
+            self.log.error(
+                "Cell %s did not stop when interrupted after the timeout: the kernel "
+                "was stopped; that cell and every later one score zero",
+                cell_index,
+            )
+            await ensure_async(self.km.shutdown_kernel(now=True))
+            cell.outputs.append(
+                _error(
+                    "CellTimeoutError",
+                    "this cell ran past the time limit and ignored the interrupt",
+                )
+            )
+            return cell
+
+    # nbconvert's ExecutePreprocessor calls the sync `execute_cell`, bound to the base coroutine.
+    execute_cell = run_sync(async_execute_cell)
+
+
+def _error(ename: str, evalue: str) -> NotebookNode:
+    return NotebookNode(
+        output_type="error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"]
+    )

@@ -1,0 +1,258 @@
+"""One loaded llama.cpp model, its one thread, and the patches that adapt llama-cpp-python to it.
+
+Patches on the loaded `Llama` (instance attributes, nothing global):
+
+* `generate` counts real prompt/generated tokens (streams report no usage), refuses a generation
+  whose token budget would not fit the context window (llama-cpp-python would silently cut it, and
+  a cut JSON does not parse), and shows each token to the call's `TokenHooks`.
+* `_init_sampler` returns `LazyGrammarSampler` for plain greedy decoding under a grammar, and
+  wraps any other sampler so the call's hooks still run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..._errors import BackendError
+from .hooks import TokenHooks
+from .model_file import SETUP_HINT, import_llama_cpp
+from .sampler import HookedSampler, LazyGrammarSampler
+
+__all__ = ["Generation", "Runtime", "auto_threads", "shared_runtime"]
+
+_T = TypeVar("_T")
+
+
+def auto_threads() -> int:
+    """llama.cpp threads for this machine now: 2 if two cores are free, else 1.
+
+    Why not more: the 135M model's matrices are small, and past two threads synchronisation costs
+    more than it saves. Why 1 on a busy machine: llama.cpp's threads wait for each other at every
+    layer, so one descheduled thread stalls the rest — measured on 2 cores at load 6: 207 tokens
+    took 85 s with 2 threads, 11 s with 1.
+    """
+    cores = os.cpu_count() or 1
+    try:
+        free = cores - os.getloadavg()[0]
+    except OSError:  # no load average on this platform
+        free = cores
+    return 2 if cores >= 2 and free >= 2 else 1
+
+
+@dataclass
+class Generation:
+    """Settings and counters of the generation in progress (one at a time per runtime)."""
+
+    prompt: int = 0
+    generated: int = 0
+    fast_grammar: bool = True
+    hooks: TokenHooks | None = None
+    needed: int | None = None  # tokens the grammar may need; refused if the context cannot hold it
+    # When it cannot: a smaller grammar whose worst case fits `room` tokens, or None.
+    refit: Callable[[int], Any] | None = None
+    grammar_text: str | None = None  # checked with llama.cpp's parser before the first use
+    logprobs: int | None = None  # the request's `logprobs` (None: not asked for)
+
+
+class Runtime:
+    """One `llama_cpp.Llama`, loaded on first use, and the one thread that runs it.
+
+    Every generation runs on this runtime's own thread, one at a time, in arrival order. Why one
+    thread: llama.cpp's context is not re-entrant, and its OpenMP workers belong to the thread that
+    calls it. Measured here: once the model had run on one thread, calls from any other thread took
+    3-5x longer (0.25-0.5 s instead of 0.09 s for a short answer). Jupyter's main thread, DSPy's
+    thread pools, asyncio's executor and FastAPI's workers therefore all hand their work to this
+    one.
+    """
+
+    def __init__(self, model_path: Path, *, n_ctx: int, n_threads: int, n_batch: int) -> None:
+        self.model_path = model_path
+        self.n_ctx, self.n_threads, self.n_batch = n_ctx, n_threads, n_batch
+        self.lock = threading.Lock()  # held for every use of the context (besides the queue)
+        self.current = Generation()
+        self._llama: Any = None
+        self._pieces: dict[int, bytes] = {}
+        self._executor: ThreadPoolExecutor | None = None
+        self._executor_lock = threading.Lock()
+
+    def submit(self, job: Callable[[], _T]) -> Future[_T]:
+        """Queue `job` on the model's thread."""
+        with self._executor_lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="local-llama")
+            return self._executor.submit(job)
+
+    def llama(self) -> Any:
+        """The loaded model (called on the model's thread only, so loading happens once)."""
+        if self._llama is None:
+            self._llama = self._load()
+        return self._llama
+
+    def piece(self, token: int) -> bytes:
+        """The bytes of one token (cached; model thread only)."""
+        piece = self._pieces.get(token)
+        if piece is None:
+            # Not `LlamaModel.token_to_piece`: it returns its whole 32-byte buffer, zeros included.
+            llama_cpp, buffer = import_llama_cpp(), ctypes.create_string_buffer(64)
+            size = llama_cpp.llama_token_to_piece(
+                self.llama()._model.vocab, token, buffer, len(buffer), 0, False
+            )
+            piece = self._pieces[token] = buffer.raw[: max(0, size)]
+        return piece
+
+    def grammar_parses(self, grammar_text: str) -> bool:
+        """Whether llama.cpp's own parser accepts `grammar_text` (model thread only).
+
+        llama-cpp-python hands llama.cpp's result to the sampler chain unchecked, so a grammar
+        llama.cpp rejects is a null pointer there and kills the process: check it first.
+        """
+        llama_cpp = import_llama_cpp()
+        sampler = llama_cpp.llama_sampler_init_grammar(
+            self.llama()._model.vocab, grammar_text.encode("utf-8"), b"root"
+        )
+        if not sampler:
+            return False
+        llama_cpp.llama_sampler_free(sampler)
+        return True
+
+    def _load(self) -> Any:
+        llama_cpp = import_llama_cpp()
+        try:
+            with _without_extra_buffer_types():
+                # verbose=False silences llama.cpp's own log callback and load chatter.
+                llama = llama_cpp.Llama(
+                    model_path=str(self.model_path),
+                    n_ctx=self.n_ctx,
+                    n_batch=self.n_batch,
+                    n_threads=self.n_threads,
+                    n_threads_batch=self.n_threads,
+                    verbose=False,
+                )
+        except Exception as exc:  # a truncated or foreign file
+            raise BackendError(
+                f"llama.cpp could not load {self.model_path}: {exc}. {SETUP_HINT}."
+            ) from exc
+        self._patch_generate(llama, llama_cpp)
+        self._patch_sampler(llama)
+        return llama
+
+    def _patch_generate(self, llama: Any, llama_cpp: Any) -> None:
+        original, vocab, is_eog = llama.generate, llama._model.vocab, llama_cpp.llama_vocab_is_eog
+        runtime = self
+
+        def generate(tokens: Any, *args: Any, **kwargs: Any) -> Iterator[int]:
+            current = runtime.current
+            current.prompt, current.generated = len(tokens), 0
+            room = runtime.n_ctx - current.prompt - 1
+            if current.needed is not None and current.needed > room:
+                # The worst case does not fit beside this prompt: shrink the bounds to fit.
+                smaller = current.refit(room) if current.refit is not None else None
+                if smaller is not None and "grammar" in kwargs:
+                    kwargs["grammar"], current.needed = smaller, room
+            if current.needed is not None and current.needed > room:
+                raise ValueError(
+                    f"the prompt ({current.prompt} tokens) and the answer's worst case "
+                    f"({current.needed} tokens) exceed the context window ({runtime.n_ctx}): "
+                    "shorten the prompt, lower max_tokens, or pass a larger n_ctx"
+                )
+            tokens_out = original(tokens, *args, **kwargs)
+            try:
+                for token in tokens_out:
+                    end = bool(is_eog(vocab, token))
+                    # llama-cpp-python's own usage excludes the end-of-turn token; so do we.
+                    current.generated += not end
+                    if current.hooks is not None:
+                        current.hooks.accept(token, end_of_turn=end)
+                    yield token
+            finally:
+                tokens_out.close()
+
+        llama.generate = generate
+
+    def _patch_sampler(self, llama: Any) -> None:
+        original, runtime = llama._init_sampler, self
+
+        def init_sampler(**kwargs: Any) -> Any:
+            current = runtime.current
+            hooks = current.hooks if current.hooks is not None and current.hooks.active else None
+            plain_greedy = (
+                kwargs.get("temp") == 0.0
+                and kwargs.get("repeat_penalty", 1.0) == 1.0
+                and not kwargs.get("frequency_penalty")
+                and not kwargs.get("presence_penalty")
+                and kwargs.get("logits_processor") is None
+            )
+            if plain_greedy and kwargs.get("grammar") is not None and current.fast_grammar:
+                return LazyGrammarSampler(llama, kwargs["grammar"], hooks)
+            sampler = original(**kwargs)
+            return HookedSampler(sampler, llama, hooks) if hooks is not None else sampler
+
+        llama._init_sampler = init_sampler
+
+    def _free(self) -> None:
+        with self.lock:
+            llama, self._llama = self._llama, None
+            self._pieces = {}
+            if llama is not None:
+                llama.close()
+
+    def close(self) -> None:
+        """Free the model's memory after the calls already queued (a later call loads it again)."""
+        with self._executor_lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.submit(self._free).result()
+            executor.shutdown(wait=True)
+
+
+_params_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _without_extra_buffer_types() -> Iterator[None]:
+    """Load models with llama.cpp's "extra buffer types" (weight repacking, AMX) turned off.
+
+    Why: on CPUs with AMX (Intel Sapphire Rapids and later) llama.cpp 0.3.36 puts the Q4_1
+    weights in its AMX buffer, and the first prompt of more than one token then crashes the process
+    with a segfault (measured: every chat call). Repacking has no Q4_1 kernels, so nothing is lost
+    elsewhere. `Llama` takes no such option: its default parameters are swapped while it loads.
+    """
+    from llama_cpp import llama_cpp as bindings
+
+    with _params_lock:
+        original = bindings.llama_model_default_params
+
+        def defaults() -> Any:
+            params = original()
+            params.use_extra_bufts = False
+            return params
+
+        bindings.llama_model_default_params = defaults
+        try:
+            yield
+        finally:
+            bindings.llama_model_default_params = original
+
+
+_shared_runtimes: dict[tuple[str, int, int, int], Runtime] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_runtime(model_path: Path, *, n_ctx: int, n_threads: int, n_batch: int) -> Runtime:
+    """The process-wide runtime for these settings: engines built with them share one model."""
+    key = (str(model_path), n_ctx, n_threads, n_batch)
+    with _shared_lock:
+        runtime = _shared_runtimes.get(key)
+        if runtime is None:
+            runtime = _shared_runtimes[key] = Runtime(
+                model_path, n_ctx=n_ctx, n_threads=n_threads, n_batch=n_batch
+            )
+        return runtime

@@ -1,0 +1,59 @@
+"""What an answer costs: tokens × a price table, in US dollars.
+
+Prices are per million tokens (input, output) as the providers list them. They change: check
+the provider's page before you rely on a figure, and add your own models to `PRICES`. The
+embedded local model costs nothing per token (you pay for the machine instead). The simulated
+provider is priced like gpt-4o-mini on purpose, so that cost and "cost saved by the cache" show
+real-looking numbers during grading and in the notebook.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["PRICES", "Price", "answer_cost", "price_of"]
+
+
+@dataclass(frozen=True)
+class Price:
+    """US dollars per million input and output tokens."""
+
+    input_per_million: float
+    output_per_million: float
+
+
+PRICES: dict[str, Price] = {
+    # hosted models (list prices per 1M tokens, checked 2026; verify before budgeting)
+    "openai/gpt-4o-mini": Price(0.15, 0.60),
+    "openai/gpt-4o": Price(2.50, 10.00),
+    "openai/gpt-4.1-mini": Price(0.40, 1.60),
+    "anthropic/claude-3-5-haiku-latest": Price(0.80, 4.00),
+    "anthropic/claude-sonnet-4-5": Price(3.00, 15.00),
+    # the course's own backends
+    "sim/course-provider": Price(0.15, 0.60),  # priced like gpt-4o-mini (see module docstring)
+    "sim/scenario-provider": Price(0.15, 0.60),  # Exercise 6's breakable simulator, same price
+    "local": Price(0.0, 0.0),
+}
+FREE_PREFIXES = ("local", "llama_cpp/", "ollama/", "ollama_chat/")
+
+
+def price_of(model: str) -> Price | None:
+    """The price of `model`, zero for local models, None when the table does not know it."""
+    if model in PRICES:
+        return PRICES[model]
+    if model.startswith(FREE_PREFIXES) or "smollm" in model.lower():
+        return PRICES["local"]
+    return None
+
+
+def answer_cost(model: str, input_tokens: int, output_tokens: int) -> float:
+    """Dollars for one call; 0.0 for local models; `KeyError` naming the table for unknown ones."""
+    if input_tokens < 0 or output_tokens < 0:
+        raise ValueError(f"token counts must be >= 0, got {input_tokens} and {output_tokens}")
+    price = price_of(model)
+    if price is None:
+        raise KeyError(
+            f"no price for model {model!r}: add it to dspy_workbook.monitoring.PRICES "
+            "(dollars per million input and output tokens)"
+        )
+    return (input_tokens * price.input_per_million + output_tokens * price.output_per_million) / 1e6

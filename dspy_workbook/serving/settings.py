@@ -1,0 +1,122 @@
+"""The service's configuration, read from the environment (the twelve-factor way).
+
+Every deployment — the notebook, the tests, `uvicorn --factory`, the container, AWS Lambda —
+builds the app from one `Settings`. Secrets (the API keys) come only from the environment and are
+never printed: `repr(settings)` masks them.
+
+| variable | default | meaning |
+|---|---|---|
+| `WORKBOOK_API_KEYS` | (none: all refused) | comma-separated `client:key` pairs, or bare keys |
+| `WORKBOOK_RATE_PER_SECOND` | `5` | tokens added to each key's bucket per second |
+| `WORKBOOK_RATE_BURST` | `10` | bucket size: requests a key may send at once |
+| `WORKBOOK_MAX_QUESTION_CHARS` | `2000` | longest question accepted (422 beyond) |
+| `WORKBOOK_LM_TIMEOUT` | `20` | seconds a prediction may take before the answer is 504 |
+| `WORKBOOK_CONFIDENCE` | `auto` | `logprobs`, `agreement`, or `auto` (logprobs if available) |
+| `WORKBOOK_CONFIDENCE_SAMPLES` | `3` | answers compared by the `agreement` method |
+| `WORKBOOK_CACHE_SIZE` | `1024` | answers kept by the in-memory answer cache (0 = off) |
+| `WORKBOOK_REDIS_URL` | (none: in-memory) | share the limiter and the answer cache across workers |
+| `WORKBOOK_LM` | `local` | the course LM backend (`local`, `sim`, or a LiteLLM id) |
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+__all__ = ["Settings", "parse_api_keys"]
+
+
+def parse_api_keys(text: str) -> dict[str, str]:
+    """`"alice:k1, bob:k2"` → `{"alice": "k1", "bob": "k2"}`; a bare key is named `client-N`."""
+    keys: dict[str, str] = {}
+    for number, item in enumerate(part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        name, sep, key = item.partition(":")
+        name, key = (name.strip(), key.strip()) if sep else (f"client-{number + 1}", name.strip())
+        if not key:
+            raise ValueError(f"API key entry {number + 1} of WORKBOOK_API_KEYS is empty")
+        keys[name] = key
+    return keys
+
+
+def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from None
+    if not value >= minimum:
+        raise ValueError(f"{name} must be >= {minimum:g}, got {raw!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the app needs to know; build it with `Settings.from_env()` or by hand."""
+
+    api_keys: Mapping[str, str] = field(default_factory=dict, repr=False)
+    rate_per_second: float = 5.0
+    rate_burst: int = 10
+    max_question_chars: int = 2000
+    lm_timeout: float = 20.0
+    confidence: str = "auto"
+    confidence_samples: int = 3
+    cache_size: int = 1024
+    redis_url: str | None = field(default=None, repr=False)
+    backend: str | None = None
+    namespace: str = "dspy-workbook"
+
+    def __post_init__(self) -> None:
+        if self.confidence not in ("auto", "logprobs", "agreement"):
+            raise ValueError(
+                f"confidence is 'auto', 'logprobs' or 'agreement', got {self.confidence!r}"
+            )
+        if self.rate_per_second <= 0 or self.rate_burst < 1:
+            raise ValueError("the rate limit needs rate_per_second > 0 and rate_burst >= 1")
+        if self.max_question_chars < 1 or self.lm_timeout <= 0 or self.confidence_samples < 2:
+            raise ValueError(
+                "need max_question_chars >= 1, lm_timeout > 0, confidence_samples >= 2"
+            )
+
+    def __repr__(self) -> str:  # never show a key, even by accident in a log or a notebook
+        shown = ", ".join(f"{k}={v!r}" for k, v in self.public().items())
+        return f"Settings({shown}, api_keys=<{len(self.api_keys)} hidden>)"
+
+    def public(self) -> dict[str, object]:
+        """The settings that are safe to show (no keys, no Redis URL with its password)."""
+        return {
+            "rate_per_second": self.rate_per_second,
+            "rate_burst": self.rate_burst,
+            "max_question_chars": self.max_question_chars,
+            "lm_timeout": self.lm_timeout,
+            "confidence": self.confidence,
+            "confidence_samples": self.confidence_samples,
+            "cache_size": self.cache_size,
+            "shared_state": "redis" if self.redis_url else "memory",
+            "backend": self.backend or "(WORKBOOK_LM)",
+        }
+
+    def with_(self, **changes: object) -> Settings:
+        """A copy with some fields changed (settings are immutable once an app uses them)."""
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read every `WORKBOOK_*` variable of the table in the module docstring."""
+        env = os.environ if env is None else env
+        return cls(
+            api_keys=parse_api_keys(env.get("WORKBOOK_API_KEYS", "")),
+            rate_per_second=_number(env, "WORKBOOK_RATE_PER_SECOND", 5.0, 0.001),
+            rate_burst=int(_number(env, "WORKBOOK_RATE_BURST", 10, 1)),
+            max_question_chars=int(_number(env, "WORKBOOK_MAX_QUESTION_CHARS", 2000, 1)),
+            lm_timeout=_number(env, "WORKBOOK_LM_TIMEOUT", 20.0, 0.001),
+            confidence=env.get("WORKBOOK_CONFIDENCE", "auto").strip() or "auto",
+            confidence_samples=int(_number(env, "WORKBOOK_CONFIDENCE_SAMPLES", 3, 2)),
+            cache_size=int(_number(env, "WORKBOOK_CACHE_SIZE", 1024, 0)),
+            redis_url=env.get("WORKBOOK_REDIS_URL") or None,
+            backend=env.get("WORKBOOK_LM") or None,
+        )

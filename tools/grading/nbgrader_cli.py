@@ -1,0 +1,44 @@
+"""Run nbgrader as a subprocess of this virtualenv, from a plain shell."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+__all__ = ["config_dir", "nbgrader", "nbgrader_env"]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def config_dir(course: Path) -> Path:
+    """Where nbgrader runs (it reads `nbgrader_config.py` from its working folder): the course
+    when it has its own configuration, else this repository (whose configuration grades on the
+    simulated model in the sandbox; `--CourseDirectory.root` still points at the course)."""
+    return course if (course / "nbgrader_config.py").is_file() else ROOT
+
+
+def nbgrader_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This environment with the venv's bin/ first on PATH (nbgrader shells out to `alembic`)."""
+    bin_dir = str(Path(sys.executable).parent)
+    return {
+        **os.environ,
+        "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+        **(extra or {}),
+    }
+
+
+def nbgrader(
+    course: Path, *args: str, timeout: float | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`nbgrader ARGS --CourseDirectory.root=COURSE` in COURSE; output captured, never raises
+    on a non-zero exit (nbgrader exits 1 when any one submission failed; callers decide)."""
+    return subprocess.run(
+        [sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={course}"],
+        cwd=config_dir(course),
+        env=env or nbgrader_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
