@@ -100,7 +100,7 @@ def test_master_spells_out_no_steps_and_offers_hints() -> None:
     assert "# Steps:" not in text
     assert "ex1.hint(" in text and "ex1.check_all()" in text
     for heading in (
-        "You will learn to",
+        "Learning objectives",
         "Prerequisites",
         "Questionnaire",
         "Further research",

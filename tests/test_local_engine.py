@@ -548,7 +548,10 @@ _SIGINT_SCRIPT = textwrap.dedent("""
     print("calling", flush=True)
     started = time.monotonic()
     try:
-        lm("Write a very long story about a dragon.", max_tokens=2000)
+        # Keep the model busy however soon it stops on its own (a fast CPU may finish one story
+        # before the signal arrives): the signal must land in *a* call.
+        for _ in range(200):
+            lm("Write a very long story about a dragon.", max_tokens=2000)
         print("finished", flush=True)
     except KeyboardInterrupt:
         print(f"KeyboardInterrupt {time.monotonic() - started:.2f}", flush=True)
