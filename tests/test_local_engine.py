@@ -539,7 +539,10 @@ def test_an_asyncio_timeout_cancels_the_call_at_once(configured: dspy.LM) -> Non
 
 
 _SIGINT_SCRIPT = textwrap.dedent("""
-    import sys, time
+    import signal, sys, time
+    # Ctrl-C as a terminal or Jupyter delivers it: a runner started in the background may have
+    # left SIGINT ignored, and Python then installs no KeyboardInterrupt handler at all.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     import dspy
     from dspy_workbook.lm import local_lm
     lm = local_lm(cache=False)
