@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import time
 from pathlib import Path
 
 import dspy
@@ -61,37 +60,14 @@ async def sim_sweep(n: int, latency: float) -> list[cc.ThroughputRow]:
     return rows
 
 
-async def bucket_run(bucket: object, n: int) -> tuple[list[float], float]:
-    """`n` requests at once through `bucket`: when each passed, and the longest loop stall."""
-    times: list[float] = []
-    lags: list[float] = []
-    done = asyncio.Event()
-
-    async def ticker() -> None:
-        while not done.is_set():
-            before = time.perf_counter()
-            await asyncio.sleep(0.01)
-            lags.append(time.perf_counter() - before - 0.01)
-
-    async def take() -> None:
-        await bucket.acquire()
-        times.append(time.perf_counter())
-
-    tick = asyncio.create_task(ticker())
-    await asyncio.gather(*(take() for _ in range(n)))
-    done.set()
-    await tick
-    return times, max(lags, default=0.0)
-
-
 async def bucket_promises(rate: float, burst: int, n: int, idle: float) -> None:
     """Print what a bucket promises, measured: n at once, `idle` seconds of rest, n again."""
     bucket = KEY.TokenBucket(rate, burst)
-    start = time.perf_counter()
-    first, lag1 = await bucket_run(bucket, n)
+    one = await cc.flood(bucket, n)
     await asyncio.sleep(idle)
-    restart = time.perf_counter()
-    second, lag2 = await bucket_run(bucket, n)
+    two = await cc.flood(bucket, n)
+    start, first, restart, second = one.start, one.passed, two.start, two.passed
+    lag1, lag2 = one.longest_stall, two.longest_stall
     print(f"Token bucket {rate:g}/s, burst {burst}: {n} requests, {idle:g} s idle, {n} again")
     for label, began, times in (("first", start, first), ("after idle", restart, second)):
         times = sorted(times)

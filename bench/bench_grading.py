@@ -4,8 +4,8 @@
    sandbox (median of --repeat runs): the sandbox's fixed cost per notebook.
 2. A synthetic class of --students submissions of the probe notebook (a third solved, a third
    blank, a third half done; with --masters the real exercises, half solved, half blank), graded
-   with `tools/grade_class.py`'s runner: one student at a time without and with the sandbox,
-   then --jobs at a time with the sandbox.
+   with `tools/grade_class.py`'s runner: one student at a time and --jobs at a time, each
+   without and with the sandbox.
 
     PYTHONPATH=. .venv/bin/python bench/bench_grading.py [--students 8] [--jobs 2] [--repeat 5]
     PYTHONPATH=. .venv/bin/python bench/bench_grading.py --masters --students 30   # the real class
@@ -128,22 +128,20 @@ def main() -> None:
     )
 
     n = args.students
-    sequential_plain = grade_class(n, 1, "0", args.masters)
-    sequential_boxed = grade_class(n, 1, "1", args.masters)
-    parallel_boxed = grade_class(n, args.jobs, "1", args.masters)
-    print(
-        f"{n} students, one at a time, no sandbox: {sequential_plain:6.1f} s "
-        f"({sequential_plain / n:.1f} s each)"
-    )
-    print(
-        f"{n} students, one at a time, sandboxed:  {sequential_boxed:6.1f} s "
-        f"({sequential_boxed / n:.1f} s each; sandbox "
-        f"{(sequential_boxed - sequential_plain) / n:+.2f} s per submission)"
-    )
-    print(
-        f"{n} students, {args.jobs} at a time, sandboxed:  {parallel_boxed:6.1f} s "
-        f"({sequential_boxed / parallel_boxed:.2f}x the sequential speed)"
-    )
+    runs = {}
+    # Each figure prints as soon as it is measured: a class of 30 takes a while per line.
+    for jobs, sandbox in ((1, "0"), (1, "1"), (args.jobs, "0"), (args.jobs, "1")):
+        seconds = grade_class(n, jobs, sandbox, args.masters)
+        runs[jobs, sandbox] = seconds
+        line = (
+            f"{n} students, {jobs} at a time, {'sandboxed' if sandbox == '1' else 'no sandbox'}: "
+            f"{seconds:7.1f} s ({seconds / n:.1f} s per student)"
+        )
+        if jobs > 1:
+            line += f", {runs[1, sandbox] / seconds:.2f}x the sequential speed"
+        elif sandbox == "1":
+            line += f", sandbox {(seconds - runs[1, '0']) / n:+.2f} s per student"
+        print(line, flush=True)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,8 @@ import httpx
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 
+from dspy_workbook.net import free_port, wait_for_http
+
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "bench-key-0123456789"
 
@@ -85,24 +87,6 @@ end
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait(url: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"{url} did not answer within {seconds} s")
-
-
 @contextmanager
 def _process(cmd: list[str], env: dict[str, str], ready_url: str | None = None) -> Iterator[None]:
     proc = subprocess.Popen(
@@ -110,7 +94,7 @@ def _process(cmd: list[str], env: dict[str, str], ready_url: str | None = None) 
     )
     try:
         if ready_url:
-            _wait(ready_url)
+            wait_for_http(ready_url)
         yield
     finally:
         proc.terminate()
@@ -129,7 +113,7 @@ def _uvicorn(
     factory: bool = False,
     app_dir: str | None = None,
 ) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     cmd = [
         sys.executable,
         "-m",
@@ -156,7 +140,7 @@ def _uvicorn(
 
 @contextmanager
 def _redis(folder: str) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     cmd = [
         shutil.which("redis-server") or "redis-server",
         "--port",

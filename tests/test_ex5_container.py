@@ -17,7 +17,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from dspy_workbook.net import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
@@ -118,12 +119,6 @@ def test_dockerignore_lets_through_exactly_what_is_copied():
         assert (ROOT / name).exists(), name
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.mark.local_lm
 def test_the_image_command_starts_the_same_app(tmp_path):
     """Run the final stage's CMD and HEALTHCHECK, with its ENV, from a copy of the build context."""
@@ -140,7 +135,7 @@ def test_the_image_command_starts_the_same_app(tmp_path):
     health = json.loads(
         re.search(r"CMD (\[.*\])", [a for w, a in final if w == "HEALTHCHECK"][-1]).group(1)
     )
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         **_image_env(),

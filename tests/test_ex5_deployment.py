@@ -335,6 +335,31 @@ def test_openapi_documents_auth_and_errors():
     assert body["properties"]["question"]["maxLength"] == 2000
 
 
+def test_docs_pages_work_offline():
+    """/docs and /redoc load every script, style and icon from the app itself, never a CDN: a
+    student without network still sees the documentation page."""
+    import re
+
+    async def fetch_pages():
+        transport = httpx.ASGITransport(app=create_app(settings(), lm=sim()))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            pages = {path: await client.get(path) for path in ("/docs", "/redoc")}
+            assets = {}
+            for page in pages.values():
+                for url in re.findall(r"""(?:src|href|url)\s*[=:]\s*['"]([^'"]+)['"]""", page.text):
+                    assets[url] = await client.get(url) if url.startswith("/") else None
+            return pages, assets
+
+    pages, assets = run(fetch_pages())
+    assert all(page.status_code == 200 for page in pages.values())
+    external = [url for url, response in assets.items() if response is None]
+    assert not external, f"documentation pages load from outside the app: {external}"
+    scripts = [url for url in assets if url.endswith(".js")]
+    assert len(scripts) >= 2, assets  # Swagger UI's bundle and ReDoc's
+    for url, response in assets.items():
+        assert response.status_code == 200 and len(response.content) > 0, url
+
+
 # -- confidence -----------------------------------------------------------------------------------
 class LogprobEngine:
     """A provider that returns token logprobs: sure of 'capital of France', unsure otherwise."""

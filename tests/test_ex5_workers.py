@@ -22,29 +22,12 @@ import httpx
 import pytest
 
 import dspy_workbook as wb
+from dspy_workbook.net import free_port, wait_for_http
 from dspy_workbook.serving import RedisAnswerCache, RedisRateLimiter, Settings, create_app
 from dspy_workbook.serving.server import find_free_port, running_servers, start_background
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = {"X-API-Key": "worker-test-key"}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for(url: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"{url} did not answer within {seconds} s")
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +152,7 @@ def two_workers(redis_url, tmp_path_factory):
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(url + "/health")
+        wait_for_http(url + "/health")
         yield url
     finally:
         process.terminate()

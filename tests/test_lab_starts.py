@@ -10,42 +10,19 @@ the nbgrader server extension) shows up here; nbval never goes through the serve
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import websocket
+from _lab_server import TOKEN, running_lab
+from _lab_server import get as _get
 
 pytestmark = pytest.mark.slow
-
-TOKEN = "workbook-test"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _student_env(venv_env: dict[str, str]) -> dict[str, str]:
-    """A plain shell's environment: no workbook settings, no virtualenv on PATH."""
-    env = {k: v for k, v in venv_env.items() if not k.startswith(("WORKBOOK_", "JUPYTER_"))}
-    venv_bin = str(Path(sys.executable).parent)
-    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != venv_bin)
-    env.pop("PYTHONPATH", None)
-    return env
-
-
-def _get(url: str, timeout: float = 10) -> bytes:
-    with urllib.request.urlopen(url, timeout=timeout) as reply:
-        return reply.read()
 
 
 def _execute(base: str, code: str, timeout: float = 120) -> str:
@@ -112,34 +89,11 @@ def _execute(base: str, code: str, timeout: float = 120) -> str:
         )
 
 
-def _serve(root: Path, venv_env: dict[str, str], target: str):
-    port = _free_port()
-    args = f"--no-browser --ServerApp.port={port} --IdentityProvider.token={TOKEN}"
+def _serve(root: Path, venv_env: dict[str, str], target: str) -> Iterator[str]:
     gradebook = root / "gradebook.db"
     had_gradebook = gradebook.exists()
-    server = subprocess.Popen(
-        ["make", "--no-print-directory", target, f"LAB_ARGS={args}"],
-        cwd=root,
-        env=_student_env(venv_env),
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                _get(f"{base}/api/status?token={TOKEN}", timeout=5)
-                break
-            except OSError:
-                assert server.poll() is None, "`make lab` exited during start-up"
-                assert time.monotonic() < deadline, "`make lab` did not answer within 90 s"
-                time.sleep(1)
-        yield base
-    finally:
-        os.killpg(server.pid, 15)
-        server.wait(timeout=30)
+    with running_lab(root, venv_env, target) as lab:
+        yield lab.base
     if target == "lab":
         assert had_gradebook or not gradebook.exists(), (
             "the student's JupyterLab created gradebook.db"

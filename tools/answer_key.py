@@ -28,6 +28,7 @@ from __future__ import annotations
 import ast
 import linecache
 import re
+import subprocess
 import types
 from collections.abc import Iterable
 from pathlib import Path
@@ -35,6 +36,22 @@ from pathlib import Path
 import jupytext
 
 ROOT = Path(__file__).resolve().parents[1]
+# The runnable answer keys `build.py` writes, one per exercise.
+ANSWER_KEYS = sorted((ROOT / "solutions").glob("exercise*.py"))
+
+
+def run_answer_key(python: str, script: Path, env: dict[str, str], cwd: Path) -> str | None:
+    """Run one answer key as a plain script (10 min at most): None when it ran to the end, else
+    the end of what it printed."""
+    result = subprocess.run(
+        [python, str(script)], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
+    if result.returncode == 0:
+        return None
+    output = f"{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+    return f"{script.name} exited {result.returncode}:\n{output}"
+
+
 MASTERS = ROOT / "source" / "ch07"
 _SOLUTION_REGION = re.compile(
     r"^([ \t]*)### BEGIN SOLUTION\n.*?^[ \t]*### END SOLUTION\n?", re.S | re.M

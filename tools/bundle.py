@@ -68,5 +68,5 @@ def build(out: Path = DEFAULT_OUT) -> Path:
 
 
 if __name__ == "__main__":
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_OUT
-    print(f"wrote {build(target).relative_to(ROOT) if target.is_relative_to(ROOT) else target}")
+    written = build(Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_OUT).resolve()
+    print(f"wrote {written.relative_to(ROOT) if written.is_relative_to(ROOT) else written}")

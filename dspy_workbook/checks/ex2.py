@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import dspy
 
-from ..concurrency import FlakyQA, ScriptedQA, distinct_questions, max_per_window
+from ..concurrency import FlakyQA, Flood, ScriptedQA, distinct_questions, flood, max_per_window
 from ..lm import sim_lm
 from ..threads import BoundExceeded, run_async
 from ._core import NotAttempted, expect
@@ -276,33 +276,6 @@ def check_run_bounded(run_bounded: Callable[..., Awaitable[list]]) -> str:
 # -- Task 3 ----------------------------------------------------------------------------------
 
 
-async def _flood(bucket: Any, n: int) -> tuple[float, list[float], float, float]:
-    """`n` acquisitions at once: start, when each passed, the longest and total loop stall (s)."""
-    times: list[float] = []
-    lags: list[float] = []
-    done = asyncio.Event()
-
-    async def ticker() -> None:
-        while not done.is_set():
-            before = time.perf_counter()
-            await asyncio.sleep(0.01)
-            lags.append(time.perf_counter() - before - 0.01)
-
-    async def one() -> None:
-        await bucket.acquire()
-        times.append(time.perf_counter())
-
-    tick = asyncio.create_task(ticker())
-    await asyncio.sleep(0)
-    start = time.perf_counter()
-    try:
-        await asyncio.gather(*(one() for _ in range(n)))
-    finally:
-        done.set()
-        await tick
-    return start, times, max(lags, default=0.0), sum(lags)
-
-
 @ex.task(
     "token_bucket",
     "Task 3 · TokenBucket",
@@ -324,11 +297,11 @@ def check_token_bucket(bucket_class: type) -> str:
         raise NotAttempted("pass the class itself: `ex2.check_token_bucket(TokenBucket)`.")
     rate, burst, n = 20.0, 3, 20
 
-    async def run() -> list[tuple[float, list[float], float, float]]:
+    async def run() -> list[Flood]:
         bucket = bucket_class(rate=rate, burst=burst)
-        first = await _flood(bucket, n)
+        first = await flood(bucket, n)
         await asyncio.sleep(0.8)  # idle: the bucket may refill to `burst`, never beyond
-        return [first, await _flood(bucket, n)]
+        return [first, await flood(bucket, n)]
 
     rounds = _run(
         run,
@@ -336,7 +309,7 @@ def check_token_bucket(bucket_class: type) -> str:
         f"{2 * n} `acquire()` calls at {rate:g}/s never all returned: "
         "does `acquire` return once a token is back?",
     )
-    everything = [t for _, times, _, _ in rounds for t in times]
+    everything = [t for r in rounds for t in r.passed]
     for window in (0.25, 1.0):
         most, budget = max_per_window(everything, window), rate * window + burst
         expect(
@@ -345,9 +318,8 @@ def check_token_bucket(bucket_class: type) -> str:
             f"+ burst = {budget:g}. Is the refill capped at `burst` (idle time must not be "
             "saved up)?",
         )
-    for label, (start, times, worst_lag, stalled) in zip(
-        ("at first", "after idling"), rounds, strict=True
-    ):
+    for label, r in zip(("at first", "after idling"), rounds, strict=True):
+        start, times, worst_lag, stalled = r.start, r.passed, r.longest_stall, r.total_stall
         expect(len(times) == n, f"{len(times)} of {n} `acquire()` calls returned {label}.")
         expect(
             worst_lag < 0.5 and stalled < 0.5 * (max(times) - start + 0.01),

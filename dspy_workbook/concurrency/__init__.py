@@ -8,6 +8,7 @@ as `percentile` and `LatencySummary` for code written against earlier versions).
 
 from ..progress import progress, progress_enabled
 from ..stats import LatencySummary, percentile
+from ._flood import Flood, flood
 from ._inflight import InFlight
 from ._programs import FlakyQA, ScriptedFailure, ScriptedQA, demo_latency, distinct_questions
 from ._throughput import (
@@ -21,6 +22,7 @@ from ._windows import max_per_window
 
 __all__ = [
     "FlakyQA",
+    "Flood",
     "InFlight",
     "LatencySummary",
     "ScriptedFailure",
@@ -28,6 +30,7 @@ __all__ = [
     "ThroughputRow",
     "demo_latency",
     "distinct_questions",
+    "flood",
     "format_table",
     "max_per_window",
     "measure_concurrent",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -20,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from ..net import free_port
 
 __all__ = ["CONFIG_DIR", "PrometheusServer", "PrometheusUnavailable", "promtool"]
 
@@ -49,12 +50,6 @@ def promtool(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class PrometheusServer:
     """A Prometheus scraping `targets` every `scrape_interval`, on 127.0.0.1, temporary storage."""
 
@@ -77,7 +72,7 @@ class PrometheusServer:
             [str(config.parent / f) for f in settings.get("rule_files", [])] if rules else []
         )
         (self._dir / "prometheus.yml").write_text(yaml.safe_dump(settings))
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = open(self._dir / "prometheus.log", "wb")  # noqa: SIM115 (closed in close())
         self._process = subprocess.Popen(
