@@ -38,7 +38,7 @@ import httpx
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 
-from dspy_workbook.net import free_port, wait_for_http
+from dspy_workbook.net import free_port, stop_process, wait_for_http
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "bench-key-0123456789"
@@ -97,12 +97,7 @@ def _process(cmd: list[str], env: dict[str, str], ready_url: str | None = None) 
             wait_for_http(ready_url)
         yield
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop_process(proc)
 
 
 @contextmanager

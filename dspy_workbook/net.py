@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
 import urllib.error
 import urllib.request
 
-__all__ = ["free_port", "wait_for_http"]
+__all__ = ["free_port", "stop_process", "wait_for_http"]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -33,3 +34,15 @@ def wait_for_http(url: str, seconds: float = 60, interval: float = 0.1) -> None:
             pass
         time.sleep(interval)
     raise TimeoutError(f"{url} did not answer within {seconds} s")
+
+
+def stop_process(process: subprocess.Popen, grace: float = 20) -> None:
+    """SIGTERM, up to `grace` seconds to exit cleanly, then SIGKILL: never waits unbounded."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)

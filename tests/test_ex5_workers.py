@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 import dspy_workbook as wb
-from dspy_workbook.net import free_port, wait_for_http
+from dspy_workbook.net import free_port, stop_process, wait_for_http
 from dspy_workbook.serving import RedisAnswerCache, RedisRateLimiter, Settings, create_app
 from dspy_workbook.serving.server import find_free_port, running_servers, start_background
 
@@ -67,8 +67,7 @@ def redis_url(tmp_path_factory):
                 time.sleep(0.05)
         yield f"redis://127.0.0.1:{port}/0"
     finally:
-        process.terminate()
-        process.wait(10)
+        stop_process(process, grace=10)
 
 
 def run(coro, seconds: float = 30):
@@ -155,12 +154,7 @@ def two_workers(redis_url, tmp_path_factory):
         wait_for_http(url + "/health")
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+        stop_process(process)
 
 
 def _post(url: str, question: str) -> httpx.Response:

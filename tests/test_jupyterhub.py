@@ -32,7 +32,7 @@ import psutil
 import pytest
 import requests
 
-from dspy_workbook.net import free_port, wait_for_http
+from dspy_workbook.net import free_port, stop_process, wait_for_http
 
 pytestmark = pytest.mark.slow
 
@@ -97,12 +97,7 @@ def _course(home: Path) -> None:
 def _stop(hub: Hub) -> None:
     """SIGTERM to the hub (it stops the servers and the proxy), then kill whatever it left."""
     hub.track()
-    hub.process.terminate()
-    try:
-        hub.process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        hub.process.kill()
-        hub.process.wait(timeout=10)
+    stop_process(hub.process, grace=30)
     _, alive = psutil.wait_procs(hub.started, timeout=15)
     for process in alive:
         process.kill()

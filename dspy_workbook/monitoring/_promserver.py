@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from ..net import free_port
+from ..net import free_port, stop_process
 
 __all__ = ["CONFIG_DIR", "PrometheusServer", "PrometheusUnavailable", "promtool"]
 
@@ -140,13 +140,7 @@ class PrometheusServer:
         raise TimeoutError(f"{promql} was {value} after {timeout} s")
 
     def close(self) -> None:
-        if self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait(timeout=5)
+        stop_process(self._process, grace=15)
         self._log.close()
         shutil.rmtree(self._dir, ignore_errors=True)
 
