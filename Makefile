@@ -13,7 +13,7 @@ GRADE_CLASS = PATH=$(abspath $(BIN)):$$PATH $(abspath $(BIN))/python tools/grade
   --course $(abspath $(COURSE)) --assignment $(ASSIGNMENT)
 
 
-.PHONY: system-deps hub-proxy instructor-lab bundle test lint build check outputs bench lock clean release collect grade feedback grades.csv
+.PHONY: system-deps hub-proxy instructor-lab bundle test lint build check length outputs bench lock clean release collect grade feedback grades.csv
 
 # Instructors: JupyterLab at the course root with Formgrader and Create Assignment.
 instructor-lab: setup
@@ -91,6 +91,12 @@ build: setup
 
 check: setup
 	$(BIN)/python tools/build.py --check
+	@$(BIN)/python tools/course_length.py
+
+# length: each notebook's core path in minutes by the chapter's counting method (limits held by
+# tests/test_course_length.py: 55 min each, 5 h for the six).
+length: setup
+	$(BIN)/python tools/course_length.py
 
 outputs: setup
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python tools/build.py --execute

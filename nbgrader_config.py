@@ -21,6 +21,7 @@ from nbgrader.preprocessors import (
 
 from dspy_workbook.grading.execute import GradingExecute
 from dspy_workbook.grading.feedback import HideHiddenTests
+from dspy_workbook.grading.limits import CELL_SECONDS, STUDENT_SECONDS
 
 c = get_config()  # noqa: F821 (provided by nbgrader)
 
@@ -39,20 +40,18 @@ c.CourseDirectory.ignore = [
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
-# A cell may take this long before it is interrupted and recorded as an error, so a submission
-# that hangs scores 0 for what it did not finish instead of stalling the whole grading run.
-c.Execute.timeout = 120
+# Grading's time limits (`dspy_workbook/grading/limits.py`, shared with Validate): a cell still
+# running after CELL_SECONDS is interrupted and recorded as an error (GradingExecute says which
+# limit stopped it), and one student's notebooks
+# together get STUDENT_SECONDS of execution, so a submission that hangs scores 0 for what it did
+# not finish instead of stalling the whole grading run.
+c.Execute.timeout = CELL_SECONDS
 c.Execute.interrupt_on_timeout = True
-c.Execute.error_on_timeout = {
-    "ename": "CellTimeoutError",
-    "evalue": "this cell ran for more than 120 s and was stopped: check for an infinite loop or a "
-    "call that never returns",
-    "traceback": ["CellTimeoutError: cell stopped after 120 s"],
-}
+c.GradingExecute.student_seconds = STUDENT_SECONDS
 c.Execute.execute_retries = 0  # a retried run would hide a flaky test instead of fixing it
 
 # nbgrader 0.9.6's autograde pipeline, with Execute replaced by the grading-backend variant
-# (`tests/test_grading_backend.py` checks this list still matches nbgrader's own).
+# (`tests/test_grading_config.py` checks this list still matches nbgrader's own).
 c.Autograde.autograde_preprocessors = [
     GradingExecute,
     IgnorePattern,

@@ -26,9 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 from answer_key import load_solutions  # noqa: E402
 
 # The notebook's own answers: `CachedPredict` over `DiskCache` (and what they call).
-KEY = load_solutions(
-    "01_caching", "cache_key", "atomic_io", "disk_cache", "expiry", "cached_module"
-)
+KEY = load_solutions("01_caching", "cache_key", "disk_cache", "cached_module")
 
 
 def main() -> None:
@@ -51,9 +49,7 @@ def main() -> None:
             for i in range(args.misses)
         ]
 
-        ours = KEY.CachedPredict(
-            "question -> answer", cache=KEY.ExpiringCache(root / "ours", ttl=3600)
-        )
+        ours = KEY.CachedPredict("question -> answer", cache=KEY.DiskCache(root / "ours", ttl=3600))
         ours(**question)  # the one miss that fills the entry
         our_hits = wbc.time_calls(lambda: ours(**question), args.hits)
         assert ours.hits == args.hits, "the answer key's cache missed during the timed hits"
@@ -76,7 +72,7 @@ def main() -> None:
     table = summary_table(
         {
             f"miss ({wb.describe(lm).name} backend)": misses,
-            "hit: answer-key ExpiringCache (1 JSON file)": our_hits,
+            "hit: answer-key DiskCache (1 JSON file)": our_hits,
             "hit: DSPy memory cache": memory_hits,
             "hit: DSPy disk cache (diskcache/SQLite)": disk_hits,
         }

@@ -27,9 +27,9 @@ import nbformat
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
-from grading.autograde import autograde_class  # noqa: E402
-from grading.nbgrader_cli import nbgrader, nbgrader_env  # noqa: E402
-from grading.probe import ASSIGNMENT, NOTEBOOK, SOLUTIONS, probe_course, submission  # noqa: E402
+from gradeday.autograde import autograde_class  # noqa: E402
+from gradeday.nbgrader_cli import nbgrader, nbgrader_env  # noqa: E402
+from gradeday.probe import ASSIGNMENT, NOTEBOOK, SOLUTIONS, probe_course, submission  # noqa: E402
 
 from dspy_workbook.grading.execute import GradingExecute  # noqa: E402
 from dspy_workbook.grading.sandbox import bwrap_path  # noqa: E402

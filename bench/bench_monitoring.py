@@ -4,7 +4,7 @@
    latency and DSPy's cache off, so what remains is pure overhead. Three modes take turns call by
    call (so CPU contention hits all equally): no callback; the answer key's `MetricsCollector`;
    the collector plus Prometheus exposition and two detectors as listeners (the full pipeline).
-2. **Detection delay.** The notebook's wiring (collector → detectors → alert managers) on the
+2. **Detection delay.** The notebook's drill (collector → detectors → alert managers) on the
    scenario provider: normal for 50 requests, then 150 ms slower for 30, then wrong answers for
    40. Printed: requests after each injected fault until its alert fired.
 3. **False alerts on a normal run.** The same wiring with the usual jitter and no fault, over
@@ -72,13 +72,13 @@ class Wiring:
 
     def __init__(self, key: Any) -> None:
         self.dispatcher = wbm.AlertDispatcher([])
-        self.latency_alerts = key.AlertManager(self.dispatcher, pending=3, clear_after=5)
-        self.quality_alerts = key.AlertManager(self.dispatcher, pending=1, clear_after=2)
+        self.latency_alerts = wbm.AlertManager(self.dispatcher, pending=3, clear_after=5)
+        self.quality_alerts = wbm.AlertManager(self.dispatcher, pending=1, clear_after=2)
         self.latency = key.AdaptiveDetector(threshold=4.0, warmup=20, min_spread=0.01)
         self.quality = key.AdaptiveDetector(
             alpha=0.2, threshold=4.0, warmup=3, direction="down", min_spread=0.1
         )
-        self.batches = key.QualityBatches(10)
+        self.batches = wbm.BatchMeans(10)
         self.opened: list[tuple[str, int]] = []
         self.collector = key.MetricsCollector(
             quality=wbm.LabelledQuality(), listeners=[self.observe]
@@ -145,9 +145,7 @@ def main() -> None:
     print(
         f"load average: {', '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores"
     )
-    key = load_solutions(
-        "06_monitoring", "collector", "detector", "alerts", definitions=["QualityBatches"]
-    )
+    key = load_solutions("06_monitoring", "collector", "detector")
     overhead(key, args.calls)
     detection(key)
     false_alerts(key, args.seeds)

@@ -8,9 +8,10 @@ provider (no model noise). Rows:
 
 1. **bare** — a FastAPI app with one `POST /predict` that validates the same body and returns a
    constant: the ceiling of the web stack itself (uvicorn + FastAPI + pydantic).
-2. **service, cache hits** — `create_app(...)` with 1 worker, every request the same question
-   (an answer-cache hit): auth, rate limiter, cache, metrics, JSON logs, request ids. Goal: at
-   least 50% of bare's requests/second.
+2. **service, cache hits** — `create_app(...)` with 1 worker and the master's reference parts
+   (`tools/reference_service.py`), every request the same question (an answer-cache hit): auth,
+   rate limiter, cache, metrics, JSON logs, request ids. Goal: at least 50% of bare's
+   requests/second.
 3. **service, cache misses** — every request a new question, the simulated LM answering in
    50 ms: latency percentiles (p50/p99) under a bounded concurrent load.
 4. **limit across 2 workers** — `--workers 2`, limiter in memory vs in Redis, a limit of
@@ -214,6 +215,8 @@ def _service_env(**extra: str) -> dict[str, str]:
         "WORKBOOK_RATE_PER_SECOND": "1000000",
         "WORKBOOK_RATE_BURST": "1000000",
         "WORKBOOK_SIM_LATENCY": "0.05",
+        # the package holds no answer to Exercise 5: the service gets the master's reference parts
+        "WORKBOOK_SERVICE_PARTS": f"{ROOT / 'tools' / 'reference_service.py'}:parts",
     }
     env.update(extra)
     return env

@@ -17,7 +17,6 @@ Run: PYTHONPATH=. python bench/bench_tracing.py [--calls 300] [--local-calls 8]
 from __future__ import annotations
 
 import argparse
-import functools
 import importlib.util
 import logging
 import statistics
@@ -100,7 +99,7 @@ def main() -> None:
 def redaction_growth(redact: Callable[[str], str], sink: LogSink) -> None:
     """Print how the answer key's redaction and the log sink scale, 10 KB → 1 MB (goal: linear)."""
     print("\nredaction on inputs that make naive patterns quadratic")
-    print("(best of 3 per size; linear is ~10x per 10x, quadratic 100x; flagged above 50x)")
+    print("(best of 3, CPU time; linear is ~10x per 10x, quadratic 100x; flagged above 50x)")
     sizes = (10_000, 100_000, 1_000_000)
     for shape, make in REDACTION_STRESS.items():
         print(f"  {shape:<24} {measure_growth(redact, make, sizes=sizes, slack=5.0)}")
@@ -126,15 +125,11 @@ def redaction_growth(redact: Callable[[str], str], sink: LogSink) -> None:
 
 def run(args: argparse.Namespace, scratch: Path) -> None:
     """The measurements, with logs written under `scratch`."""
-    key = load_solutions(
-        "03_debugging", "tracer", "redact", "trace_logger"
-    )  # the notebook's answers
+    key = load_solutions("03_debugging", "tracer", "redact", "trace_logger")  # the answers
     tracer_class, redact = key.SpanTracer, key.redact
     json_log = key.get_trace_logger("bench.trace.json", scratch / "bench.jsonl")
     text_log = key.get_trace_logger("bench.trace.text", scratch / "bench.log")
-    sink = LogSink(
-        json_log, text_log, redact=functools.partial(redact, extra_patterns=[r"ACCT-\d+"])
-    )
+    sink = LogSink(json_log, text_log, redact=redact)
     modes = {
         "untraced": lambda: [],
         "empty BaseCallback": lambda: [BaseCallback()],  # DSPy's own cost of having any callback
@@ -149,7 +144,7 @@ def run(args: argparse.Namespace, scratch: Path) -> None:
         "sim provider, zero latency (absolute overhead)", measure(sim, modes, args.calls)
     )
 
-    redaction_growth(functools.partial(redact, extra_patterns=[r"ACCT-\d+"]), sink)
+    redaction_growth(redact, sink)
 
     has_local = importlib.util.find_spec("llama_cpp") is not None
     use_local = args.backend == "local" or (args.backend == "auto" and has_local)

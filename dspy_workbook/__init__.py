@@ -12,9 +12,10 @@ import os
 # costs ~10 s of retries. Its bundled copy is enough for the course.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
+from . import _startup  # noqa: F401 (first: it defers a slow import that `import dspy` makes)
 from ._errors import BackendError, CacheFileError, WorkbookError
 from ._friendly import install_friendly_errors
-from .lm import BACKEND_ENV, course_lm, describe, local_lm, setup, sim_lm
+from .lm import BACKEND_ENV, course_lm, describe, is_local, local_lm, setup, sim_lm
 
 __all__ = [
     "BACKEND_ENV",
@@ -23,6 +24,7 @@ __all__ = [
     "WorkbookError",
     "course_lm",
     "describe",
+    "is_local",
     "local_lm",
     "setup",
     "sim_lm",

@@ -7,10 +7,15 @@ import re
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-__all__ = ["REQUIREMENTS", "environment_table", "pinned_versions"]
+__all__ = ["REQUIREMENTS", "SUPPORTED_PYTHONS", "environment_table", "pinned_versions"]
 
 REQUIREMENTS = Path(__file__).resolve().parents[1] / "requirements.txt"
 _PIN = re.compile(r"^([A-Za-z0-9_.\-]+)==(\S+)")
+# The Pythons the workbook supports (`student.mk`'s SUPPORTED_PYTHONS says the same).
+SUPPORTED_PYTHONS = ("3.11", "3.12", "3.13")
+# What reinstalls the pins: `make setup` alone does nothing while its stamp is newer than the
+# requirements, so it is forced (-B); the kernel must restart to load the reinstalled packages.
+REPAIR = "❌ run `make -B setup`, then restart the kernel"
 
 
 def pinned_versions(requirements: Path = REQUIREMENTS) -> dict[str, str]:
@@ -40,15 +45,18 @@ def environment_table(requirements: Path = REQUIREMENTS):
                 "package": package,
                 "pinned": pinned,
                 "installed": installed,
-                "ok": "✅" if installed == pinned else "❌ run `make lab` again",
+                "ok": "✅" if installed == pinned else REPAIR,
             }
         )
+    running = ".".join(platform.python_version_tuple()[:2])
     rows.append(
         {
             "package": "python",
-            "pinned": "3.11",
+            "pinned": f"{SUPPORTED_PYTHONS[0]}–{SUPPORTED_PYTHONS[-1]}",
             "installed": platform.python_version(),
-            "ok": "✅" if platform.python_version().startswith("3.11") else "❌",
+            "ok": "✅"
+            if running in SUPPORTED_PYTHONS
+            else f"❌ unsupported: use Python {', '.join(SUPPORTED_PYTHONS)} (README: Which Python)",
         }
     )
     return pd.DataFrame(rows).set_index("package")

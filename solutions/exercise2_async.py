@@ -7,17 +7,18 @@ import asyncio
 
 
 async def _main() -> None:
-    # # Exercise 2 — Async DSPy: concurrency, rate limits, timeouts and streaming
+    # # Exercise 2 — Async DSPy: concurrency and rate limits
     import dspy_workbook as wb
 
     lm = wb.setup()
 
     import asyncio
     import contextlib
+    import inspect
     import math
     import threading
     import time
-    from collections.abc import AsyncIterator, Sequence
+    from collections.abc import AsyncIterator, Callable, Sequence
 
     import dspy
     from IPython.display import display
@@ -54,28 +55,13 @@ async def _main() -> None:
     finally:
         pending.close()  # it was never awaited: close it so Python does not warn later
 
-    # ### What is wrong with the classic "run it in an executor" starter
-    probe = remote_lm()
-    with dspy.context(lm=probe):
-        loop = asyncio.get_running_loop()
-        in_executor = await loop.run_in_executor(None, lambda: dspy.settings.lm is probe)
-        in_to_thread = await asyncio.to_thread(lambda: dspy.settings.lm is probe)
-        seen_by_thread: list[bool] = []
-        plain = threading.Thread(target=lambda: seen_by_thread.append(dspy.settings.lm is probe))
-        plain.start()
-        plain.join()
-    print("run_in_executor sees dspy.context(lm=...):  ", in_executor)
-    print("threading.Thread sees dspy.context(lm=...): ", seen_by_thread[0])
-    print("asyncio.to_thread sees dspy.context(lm=...):", in_to_thread)
-
     # ## 2. Three ways to run DSPy concurrently
-    async def timed_fanout(label: str, make_call) -> None:
-        """Send 20 distinct questions at once through `make_call` and report time and peak in flight."""
+    async def timed_fanout(label: str, make_call: Callable, n: int = 20) -> None:
+        """Send `n` distinct questions at once through `make_call`; report time and peak in flight."""
         provider = remote_lm()
-        questions = cc.distinct_questions(20, tag=label)
         with dspy.context(lm=provider):
             start = time.perf_counter()
-            await asyncio.gather(*(make_call(q) for q in questions))
+            await asyncio.gather(*(make_call(q) for q in cc.distinct_questions(n, tag=label)))
             seconds = time.perf_counter() - start
         print(f"{label:<22} {seconds:5.2f} s   peak in flight: {provider.engine.stats.max_in_flight}")
 
@@ -84,21 +70,6 @@ async def _main() -> None:
     await timed_fanout("native acall", lambda q: qa.acall(question=q))
     await timed_fanout("dspy.asyncify", lambda q: async_qa(question=q))
     await timed_fanout("asyncio.to_thread", lambda q: asyncio.to_thread(qa, question=q))
-
-    # ### Task 1 — `aforward` for your own module (1 point)
-    class OnlyForward(dspy.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.answer = dspy.Predict("question -> answer")
-
-        def forward(self, question: str) -> dspy.Prediction:
-            return self.answer(question=question)
-
-
-    try:
-        await OnlyForward().acall(question="Does this work?")
-    except AttributeError as exc:
-        print(f"{type(exc).__name__}: {exc}")
 
     class DraftThenPolish(dspy.Module):
         """Answer in two steps: a draft, then a polished answer that sees the draft."""
@@ -113,32 +84,21 @@ async def _main() -> None:
             return self.polish(question=question, draft=draft)
 
         async def aforward(self, question: str) -> dspy.Prediction:
-            """The same two steps as `forward`, awaiting each LM call instead of blocking."""
             draft = (await self.draft.acall(question=question)).answer
             return await self.polish.acall(question=question, draft=draft)
 
-    ex2.check_aforward(DraftThenPolish)
 
-    provider = wb.sim_lm(latency=0.01, cache=False)
-    with dspy.context(lm=provider):
-        async with asyncio.timeout(20):
-            result = await DraftThenPolish().acall(question="What is DSPy?")
-    calls = provider.engine.stats.calls
-    assert isinstance(result, dspy.Prediction), f"acall returned {type(result).__name__}"
-    assert calls == 2, f"expected a draft call and a polish call, saw {calls}"
-    provider = wb.sim_lm(latency=0.05, cache=False)
-    with dspy.context(lm=provider):
-        async with asyncio.timeout(20):
-            results = await asyncio.gather(
-                *(DraftThenPolish().acall(question=q) for q in cc.distinct_questions(5, "t1"))
-            )
-    assert all("t1" in r.answer for r in results)
-    assert provider.engine.stats.max_in_flight == 5, "calls did not overlap: does aforward block?"
+    class BlocksTheLoop(DraftThenPolish):
+        async def aforward(self, question: str) -> dspy.Prediction:
+            draft = self.draft(question=question).answer  # sync calls: no other task runs meanwhile
+            return self.polish(question=question, draft=draft)
+
+
+    await timed_fanout("awaited aforward", lambda q: DraftThenPolish().acall(question=q), n=5)
+    await timed_fanout("blocking aforward", lambda q: BlocksTheLoop().acall(question=q), n=5)
 
     # ## 3. A concurrency limit that holds — and keeps every result
-    # ### Task 2 — `run_bounded` (3 points)
-    # ex2.hint("run_bounded")  # uncomment and run for a hint; run again for the next one
-
+    # ### Task 1 — `run_bounded` (3 points)
     async def run_bounded(program: dspy.Module, questions: Sequence[str], limit: int) -> list:
         """Answer with at most `limit` calls in flight; results in order, failures as exceptions."""
         if not isinstance(limit, int) or limit < 1:
@@ -153,45 +113,57 @@ async def _main() -> None:
 
     ex2.check_run_bounded(run_bounded)
 
-    provider = wb.sim_lm(latency=0.02, cache=False)
+    provider = wb.sim_lm(latency=0.05, jitter=0.04, cache=False)  # calls finish out of order
     questions = cc.distinct_questions(12, "t2")
     with dspy.context(lm=provider):
         async with asyncio.timeout(30):
             results = await run_bounded(qa, questions, 4)
-    assert len(results) == len(questions), f"{len(results)} results for {len(questions)} questions"
     peak = provider.engine.stats.max_in_flight
-    assert peak <= 4, f"{peak} calls in flight, limit 4"
-    assert all(q in r.answer for q, r in zip(questions, results, strict=True)), "not in question order"
-    assert peak == 4, "the limit was never reached: calls did not overlap"
+    assert len(results) == 12, f"{len(results)} results for 12 questions"
+    assert peak <= 4, f"with limit=4, {peak} calls were in flight at once"
+    in_order = [q in getattr(r, "answer", "") for q, r in zip(questions, results, strict=True)]
+    assert all(in_order), f"results not in question order: {in_order}"
+    assert type(results) is list, f"run_bounded returned {type(results).__name__}, not a list"
+    assert peak == 4, f"with limit=4 and 12 questions, at most {peak} call(s) ran at once"
     provider = wb.sim_lm(latency=0.02, cache=False)
     with dspy.context(lm=provider):
         async with asyncio.timeout(30):
             results = await run_bounded(qa, questions[:5], 1)
-    assert provider.engine.stats.max_in_flight == 1
-    assert [q in r.answer for q, r in zip(questions[:5], results, strict=True)] == [True] * 5
+    assert provider.engine.stats.max_in_flight == 1, (
+        f"with limit=1, {provider.engine.stats.max_in_flight} calls were in flight at once"
+    )
+    assert len(results) == 5, f"with limit=1, {len(results)} results for 5 questions"
+    in_order = [q in getattr(r, "answer", "") for q, r in zip(questions[:5], results, strict=True)]
+    assert all(in_order), f"with limit=1, results not in question order: {in_order}"
     mixed = ["ok 0", "FAIL 1", "ok 2", "FAIL 3", "ok 4"]
     with dspy.context(lm=wb.sim_lm(latency=0.01, cache=False)):
-        async with asyncio.timeout(30):
-            results = await run_bounded(cc.FlakyQA(), mixed, 2)
-    assert [isinstance(r, Exception) for r in results] == [False, True, False, True, False]
-    answered = [(q, r) for q, r in zip(mixed, results, strict=True) if not isinstance(r, Exception)]
-    assert all(q in r.answer for q, r in answered)
+        try:
+            async with asyncio.timeout(30):
+                results = await run_bounded(cc.FlakyQA(), mixed, 2)
+        except dspy.LMError as exc:
+            raise AssertionError(f"two failing calls of five made the batch raise {exc!r}") from None
+    failed = [isinstance(r, Exception) for r in results]
+    assert failed == [False, True, False, True, False], f"for {mixed} you returned {results!r}"
+    kept = [q in r.answer for q, r in zip(mixed, results, strict=True) if not isinstance(r, Exception)]
+    assert all(kept), "an answer next to a failure is not the answer to its own question"
     async with asyncio.timeout(10):
-        assert await run_bounded(qa, [], 3) == []
+        nothing = await run_bounded(qa, [], 3)
+    assert type(nothing) is list and nothing == [], f"no questions gave {nothing!r}, not []"
     for bad_limit in (0, -1, 2.5, float("nan")):
         provider = wb.sim_lm(latency=0.01, cache=False)
         try:
             with dspy.context(lm=provider):
-                async with asyncio.timeout(5):  # limit=0 must not wait forever
+                async with asyncio.timeout(3):  # limit=0 must not wait forever
                     await run_bounded(qa, questions, bad_limit)
-            raise AssertionError(f"limit={bad_limit!r} was accepted")
+            raise AssertionError(f"limit={bad_limit!r} was accepted: raise ValueError")
         except ValueError:
             pass
         except TimeoutError:
-            raise AssertionError(f"limit={bad_limit!r}: waited 5 s instead of a ValueError") from None
-        assert provider.engine.stats.calls == 0, f"limit={bad_limit!r}: calls were made before refusing"
+            raise AssertionError(f"limit={bad_limit!r}: waited 3 s instead of a ValueError") from None
+        calls = provider.engine.stats.calls
+        assert calls == 0, f"limit={bad_limit!r} was refused only after {calls} call(s)"
 
-    # ### The seed's program, done right
+    # ### The starter program, done right
     seed_questions = [
         "What is DSPy?",
         "How do modules work?",
@@ -201,79 +173,58 @@ async def _main() -> None:
     ]
     seed_results = await run_bounded(qa, seed_questions, 5)
     for seed_question, seed_result in zip(seed_questions, seed_results, strict=True):
-        print(f"Q: {seed_question}")
-        print(f"A: {getattr(seed_result, 'answer', seed_result)}\n")
+        print(f"Q: {seed_question}\nA: {getattr(seed_result, 'answer', seed_result)}\n")
 
-    # ## 4. Throughput, measured and charted
+    # ## 4. Throughput, measured
     N = 30
     rows = [
         cc.measure_sequential(qa, cc.distinct_questions(N, "seq"), lm=remote_lm(), show_progress=True)
     ]
-    for limit in (1, 2, 5, 10, 20):
-        rows.append(
-            await cc.measure_concurrent(
-                run_bounded,
-                qa,
-                cc.distinct_questions(N, f"c{limit}"),
-                limit,
-                lm=remote_lm(),
-                show_progress=True,
-            )
+    for limit in (2, 5, 10, 20):
+        questions = cc.distinct_questions(N, f"c{limit}")
+        row = await cc.measure_concurrent(
+            run_bounded, qa, questions, limit, lm=remote_lm(), show_progress=True
         )
+        rows.append(row)
     print(cc.format_table(rows))
     display(cc.plot_throughput(rows, f"Simulated remote provider, {N} requests, latency {LATENCY:g} s"))
 
-    if wb.describe(lm).name == "local":
-        colours = [f"Name one colour ({i})." for i in range(6)]  # same kind of question in both runs
-        local_rows = [
-            cc.measure_sequential(qa, colours[:3], lm=lm.copy(cache=False)),
-            await cc.measure_concurrent(run_bounded, qa, colours[3:], 3, lm=lm.copy(cache=False)),
-        ]
-        print(cc.format_table(local_rows))
-    else:
-        print(f"The course LM is {wb.describe(lm).name!r}, not the local model: skipped.")
-
     # ## 5. Rate limits: the provider's, and your own
-    limited = remote_lm(latency=0.01, jitter=0.0, rate_limit=10)
-    burst_questions = cc.distinct_questions(25, "burst")
-    with dspy.context(lm=limited):
+    for retries in (3, 0):
+        limited = remote_lm(latency=0.01, jitter=0.0, rate_limit=10, num_retries=retries)
         start = time.perf_counter()
-        results = await run_bounded(qa, burst_questions, 25)
-        seconds = time.perf_counter() - start
-    answered = sum(not isinstance(r, Exception) for r in results)
-    print(
-        f"{answered}/{len(results)} answered in {seconds:.1f} s; "
-        f"the provider refused {limited.engine.stats.rate_limited} calls, which DSPy retried"
-    )
+        with dspy.context(lm=limited):
+            results = await run_bounded(qa, cc.distinct_questions(25, f"burst{retries}"), 25)
+        failed = sorted({type(r).__name__ for r in results if isinstance(r, Exception)})
+        print(
+            f"num_retries={retries}: {sum(not isinstance(r, Exception) for r in results)}/25 "
+            f"answered in {time.perf_counter() - start:.1f} s, {limited.engine.stats.rate_limited} "
+            f"refused by the provider; failures: {failed or 'none'}"
+        )
 
-    strict = remote_lm(latency=0.01, jitter=0.0, rate_limit=10, num_retries=0)
-    with dspy.context(lm=strict):
-        results = await run_bounded(qa, cc.distinct_questions(15, "strict"), 15)
-    failures = [type(r).__name__ for r in results if isinstance(r, Exception)]
-    print(f"{len(results) - len(failures)} answered, {len(failures)} failed: {sorted(set(failures))}")
-
-    # ### Task 3 — `TokenBucket` (2 points)
-    # ex2.hint("token_bucket")  # uncomment and run for a hint; run again for the next one
-
+    # ### Task 2 — `TokenBucket` (3 points)
     class TokenBucket:
         """Let `rate` acquisitions per second through on average, and up to `burst` at once."""
 
-        def __init__(self, rate: float, burst: int = 1) -> None:
+        def __init__(
+            self, rate: float, burst: int = 1, clock: Callable[[], float] = time.monotonic
+        ) -> None:
             if not (isinstance(rate, int | float) and math.isfinite(rate) and rate > 0):
                 raise ValueError(f"rate must be a finite number of requests per second, got {rate!r}")
             if not (isinstance(burst, int) and burst >= 1):
                 raise ValueError(f"burst must be a whole number of at least 1, got {burst!r}")
             self.rate = float(rate)
             self.burst = burst
+            self.clock = clock  # seconds; read the time only through it
             self.tokens = float(burst)  # start full: the first `burst` requests need not wait
-            self.updated = time.monotonic()
+            self.updated = clock()
             self.lock = asyncio.Lock()
 
         async def acquire(self) -> None:
             """Wait until a token is available, then take it."""
             async with self.lock:
                 while True:
-                    now = time.monotonic()
+                    now = self.clock()
                     self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
                     self.updated = now
                     if self.tokens >= 1:
@@ -283,72 +234,43 @@ async def _main() -> None:
 
     ex2.check_token_bucket(TokenBucket)
 
-    bucket = TokenBucket(rate=20, burst=4)
-    passed_at: list[float] = []
-
-
-    async def take() -> None:
-        await bucket.acquire()
-        passed_at.append(time.monotonic())
-
-
-    async with asyncio.timeout(15):
-        await asyncio.gather(*(take() for _ in range(40)))
-    assert len(passed_at) == 40
-    worst = cc.max_per_window(passed_at, 1.0)
-    assert worst <= 20 * 1.0 + 4, f"{worst} acquisitions in one second; the budget is 24"
+    # `cc.trial_bucket` runs two floods of 30 requests, one second apart, on a clock that skips idle
+    # waits: seconds of traffic in milliseconds.
+    rounds = cc.trial_bucket(TokenBucket, rate=20, burst=4, n=30, idle=1.0)
+    passed = [t for r in rounds for t in r.passed]
+    worst = cc.max_per_window(passed, 1.0)
+    assert len(passed) == 60, f"{len(passed)} of 60 acquire() calls returned"
+    assert worst <= 20 * 1.0 + 4, f"{worst} requests passed within one second; the budget is 24"
     import importlib
 
-    # A fresh copy of the measuring tool: a solution cell cannot change what the test measures with.
-    most_in_window = importlib.reload(
+    # Fresh copies of the measuring tools: a solution cell cannot change what the test measures with.
+    importlib.reload(importlib.import_module("dspy_workbook.concurrency._fastforward"))
+    _flood = importlib.reload(importlib.import_module("dspy_workbook.concurrency._flood"))
+    _most_in = importlib.reload(
         importlib.import_module("dspy_workbook.concurrency._windows")
     ).max_per_window
-
-
-    async def flood(bucket: TokenBucket, n: int) -> tuple[float, list[float], float, float]:
-        """`n` acquisitions at once: start, when each passed, the longest and the total loop stall."""
-        times: list[float] = []
-        lags: list[float] = []
-        done = asyncio.Event()
-
-        async def ticker() -> None:  # a task that should get a turn every ~10 ms
-            while not done.is_set():
-                before = time.perf_counter()
-                await asyncio.sleep(0.01)
-                lags.append(time.perf_counter() - before - 0.01)
-
-        async def one() -> None:
-            await bucket.acquire()
-            times.append(time.perf_counter())
-
-        tick = asyncio.create_task(ticker())
-        await asyncio.sleep(0)
-        start = time.perf_counter()
-        try:
-            async with asyncio.timeout(15):
-                await asyncio.gather(*(one() for _ in range(n)))
-        finally:
-            done.set()
-            await tick
-        return start, times, max(lags, default=0.0), sum(lags) / max(time.perf_counter() - start, 1e-9)
-
-
-    rate, burst = 20, 4
-    bucket = TokenBucket(rate=rate, burst=burst)
-    start_a, times_a, worst_lag_a, stuck_a = await flood(bucket, 30)
-    await asyncio.sleep(1.0)  # idle: a bucket may refill to `burst`, never beyond
-    start_b, times_b, worst_lag_b, stuck_b = await flood(bucket, 30)
-    everything = times_a + times_b
-    assert len(everything) == 60
-    for window in (0.25, 0.5, 1.0):
-        most, budget = most_in_window(everything, window), rate * window + burst
-        assert most <= budget + 1, f"{most} passed within {window} s; the budget is {budget:g}"
-    for start, times in ((start_a, times_a), (start_b, times_b)):
-        assert sorted(times)[burst - 1] - start < 0.1, "no burst: the first requests had to wait"
-        took = max(times) - start
-        assert took < (30 - burst) / rate * 1.3 + 0.2, f"30 requests took {took:.2f} s: too slow"
-    assert max(worst_lag_a, worst_lag_b) < 0.5, "the event loop froze while requests waited"
-    assert max(stuck_a, stuck_b) < 0.5, "the event loop was blocked most of the time requests waited"
+    rate, burst, n = 25, 3, 30
+    try:
+        rounds = _flood.trial_bucket(TokenBucket, rate=rate, burst=burst, n=n, idle=1.0)
+    except _flood.FloodUnfinished as exc:
+        raise AssertionError(str(exc)) from None
+    passed = [t for r in rounds for t in r.passed]
+    assert len(passed) == 2 * n, f"{len(passed)} of {2 * n} acquire() calls returned"
+    for window in (0.2, 0.5, 1.0):
+        most, budget = _most_in(passed, window), rate * window + burst
+        assert most <= budget + 1e-9, (
+            f"{most} requests passed within {window} s; the budget is {budget:g}"
+        )
+    for label, r in zip(("at first", "after idling"), rounds, strict=True):
+        quick = sorted(r.passed)[burst - 1] - r.start
+        assert quick < 0.5 / rate, f"{label}, the first {burst} requests took {quick:.3f} s: no burst"
+        ideal = (n - burst) / rate
+        assert r.took < ideal * 1.15 + 0.05, (
+            f"{label}, {n} requests took {r.took:.2f} s; at {rate:g}/s they need {ideal:.2f} s"
+        )
+        assert r.longest_stall < 0.5 and r.total_stall < 0.5 * r.took + 0.05, (
+            f"{label}, the event loop was stuck {r.total_stall:.2f} s of {r.took:.2f} s: time.sleep?"
+        )
 
     class Throttled(dspy.Module):
         """Run `program` only when `bucket` lets a request through."""
@@ -375,10 +297,35 @@ async def _main() -> None:
         f"most requests in any 1 s window: {cc.max_per_window(stats.started_at, 1.0)} (limit 10)"
     )
 
-    # ## 6. Timeouts per call
-    # ### Task 4 — `ask_with_timeout` (1 point)
-    # ex2.hint("timeout")  # uncomment and run for a hint; run again for the next one
+    # ## Going further (optional — no points)
+    # ### A. `dspy.context` and threads
+    probe = remote_lm()
+    with dspy.context(lm=probe):
+        loop = asyncio.get_running_loop()
+        in_executor = await loop.run_in_executor(None, lambda: dspy.settings.lm is probe)
+        in_to_thread = await asyncio.to_thread(lambda: dspy.settings.lm is probe)
+        seen_by_thread: list[bool] = []
+        plain = threading.Thread(target=lambda: seen_by_thread.append(dspy.settings.lm is probe))
+        plain.start()
+        plain.join()
+    print("run_in_executor sees dspy.context(lm=...):  ", in_executor)
+    print("threading.Thread sees dspy.context(lm=...): ", seen_by_thread[0])
+    print("asyncio.to_thread sees dspy.context(lm=...):", in_to_thread)
 
+    # ### B. A local model gains almost nothing
+    if wb.describe(lm).name == "local":
+        colours = [f"Name one colour ({i})." for i in range(6)]  # same kind of question in both runs
+        local_rows = [
+            cc.measure_sequential(qa, colours[:3], lm=lm.copy(cache=False), show_progress=True),
+            await cc.measure_concurrent(
+                run_bounded, qa, colours[3:], 3, lm=lm.copy(cache=False), show_progress=True
+            ),
+        ]
+        print(cc.format_table(local_rows))
+    else:
+        print(f"The course LM is {wb.describe(lm).name!r}, not the local model: skipped.")
+
+    # ### C. Timeouts per call
     async def ask_with_timeout(
         program: dspy.Module, question: str, seconds: float
     ) -> dspy.Prediction | TimeoutError:
@@ -390,28 +337,6 @@ async def _main() -> None:
             return TimeoutError(f"no answer to {question!r} within {seconds:g} s")
 
     ex2.check_timeout(ask_with_timeout)
-
-    slow = wb.sim_lm(latency=5.0, cache=False)
-    async with asyncio.timeout(3):
-        with dspy.context(lm=slow):
-            outcome = await ask_with_timeout(qa, "Will this take forever?", 0.1)
-    kind = type(outcome).__name__
-    assert isinstance(outcome, TimeoutError), f"expected a returned TimeoutError, got {kind}"
-    assert "Will this take forever?" in str(outcome), f"no question in the message: {outcome}"
-    await asyncio.sleep(0.01)
-    assert slow.engine.stats.in_flight == 0, "the timed-out call is still running"
-    with dspy.context(lm=wb.sim_lm(latency=0.01, cache=False)):
-        async with asyncio.timeout(10):
-            fast = await ask_with_timeout(qa, "Quick one?", 2.0)
-    assert isinstance(fast, dspy.Prediction) and "Quick one?" in fast.answer
-    failing_slowly = wb.sim_lm(latency=3.0, error_rate=1.0, cache=False)  # cancellation must win
-    started = time.perf_counter()
-    with dspy.context(lm=failing_slowly):
-        async with asyncio.timeout(10):
-            outcome = await ask_with_timeout(qa, "Fails slowly?", 0.1)
-    took = time.perf_counter() - started
-    assert isinstance(outcome, TimeoutError), f"a slow failing call gave {type(outcome).__name__}"
-    assert took < 1.5 and failing_slowly.engine.stats.calls == 1, f"took {took:.1f} s, with retries"
 
     class SlowOn(dspy.Module):
         """Send questions with `marker` to a provider that takes 5 s, the rest to the current LM."""
@@ -426,16 +351,19 @@ async def _main() -> None:
                 return await self.predict.acall(question=question)
 
 
-    with dspy.context(lm=remote_lm(latency=0.01)):
-        program = SlowOn("(stuck)")
-        outcomes = await asyncio.gather(
-            *(ask_with_timeout(program, q, 0.5) for q in ["First?", "Second (stuck)?", "Third?"])
-        )
-    for outcome in outcomes:
-        print(f"{type(outcome).__name__:>11}: {getattr(outcome, 'answer', outcome)}")
+    try:
+        with dspy.context(lm=remote_lm(latency=0.01)):
+            program = SlowOn("(stuck)")
+            outcomes = await asyncio.gather(
+                *(ask_with_timeout(program, q, 0.5) for q in ["First?", "Second (stuck)?", "Third?"])
+            )
+    except NotImplementedError:
+        print("(Task 3 not done — skipped)")
+    else:
+        for outcome in outcomes:
+            print(f"{type(outcome).__name__:>11}: {getattr(outcome, 'answer', outcome)}")
 
-    # ## Going further (optional, extra credit)
-    # ## 7. Results in order, or as they arrive
+    # ### D. Results in order, or as they arrive
     jittery = remote_lm(latency=LATENCY, jitter=LATENCY * 0.9)
     order_questions = cc.distinct_questions(6, "order")
     with dspy.context(lm=jittery):
@@ -451,9 +379,6 @@ async def _main() -> None:
             for next_done in asyncio.as_completed([tagged(i, q) for i, q in enumerate(order_questions)])
         ]
         print("as_completed: ", [i for i, _ in arrival])
-
-    # ### Task 5 — `answers_as_completed` (2 points, extra credit)
-    # ex2.hint("as_completed")  # uncomment and run for a hint; run again for the next one
 
     async def answers_as_completed(
         program: dspy.Module, questions: Sequence[str], limit: int
@@ -481,100 +406,16 @@ async def _main() -> None:
 
     ex2.check_as_completed(answers_as_completed)
 
-    # ScriptedQA answers each question after its own delay (no LM); `.finished` is the order the
-    # calls completed in, which is the order an "as completed" generator must follow.
-    delays = {"Which way is north?": 0.3, "How far is the sea?": 0.05, "Where is the key?": 0.15}
-    scripted = cc.ScriptedQA(delays)
-    seen: list[int] = []
-    async with asyncio.timeout(10):
-        async for index, result in answers_as_completed(scripted, list(delays), 3):
-            assert list(delays)[index] in result.answer, f"index {index} came with {result!r}"
-            seen.append(index)
-    finished = [list(delays).index(q) for q in scripted.finished]
-    assert seen == finished, f"yielded {seen}, but the calls finished in the order {finished}"
-    assert scripted.in_flight.peak == 3, f"{scripted.in_flight.peak} call(s) at once, limit 3"
-    import random
-    import secrets
+    if inspect.isasyncgenfunction(answers_as_completed):
+        with dspy.context(lm=remote_lm(jitter=LATENCY * 0.9)):
+            start = time.perf_counter()
+            async for index, result in answers_as_completed(qa, cc.distinct_questions(5, "live"), 5):
+                elapsed = time.perf_counter() - start
+                print(f"{elapsed:5.2f} s  #{index}: {getattr(result, 'answer', result)}")
+    else:
+        print("(Task 4 not done — skipped)")
 
-
-    class _Probe(dspy.Module):
-        """Answers after a delay known only to the test; counts calls at once; some fail."""
-
-        def __init__(self, wait: dict[str, float], broken: frozenset[str] = frozenset()) -> None:
-            super().__init__()
-            self._wait, self._broken = wait, broken
-            self.done: list[str] = []
-            self.now = self.most = 0
-
-        async def aforward(self, question: str) -> dspy.Prediction:
-            self.now += 1
-            self.most = max(self.most, self.now)
-            try:
-                await asyncio.sleep(self._wait[question])
-                self.done.append(question)
-                if question in self._broken:
-                    raise RuntimeError(f"no answer for {question}")
-                return dspy.Prediction(answer=f"re: {question}")
-            finally:
-                self.now -= 1
-
-
-    names = [f"{secrets.token_hex(4)}?" for _ in range(6)]
-    waits = [0.05, 0.1, 0.15, 0.2, 0.25, 0.3]
-    while waits == sorted(waits) or waits == sorted(waits, reverse=True):
-        random.shuffle(waits)  # finishing order differs from question order (and from its reverse)
-    plan = dict(zip(names, waits, strict=True))
-    probe = _Probe(plan)
-    got: list[tuple[int, object]] = []
-    still_running: list[int] = []  # calls in flight each time an answer is handed out
-    started = time.perf_counter()
-    async with asyncio.timeout(10):
-        async for pair in answers_as_completed(probe, names, 6):
-            got.append(pair)
-            still_running.append(probe.now)
-    elapsed = time.perf_counter() - started
-    assert still_running[0] > 0, "the first answer came only after every call had finished"
-    assert [i for i, _ in got] == [names.index(q) for q in probe.done], "not in finishing order"
-    assert all(names[i] in r.answer for i, r in got), "an answer came with the wrong index"
-    assert probe.most == 6, f"only {probe.most} call(s) ran at once: the calls do not overlap"
-    assert elapsed < 0.3 + 0.4, f"{elapsed:.2f} s for calls of at most 0.3 s: they ran one by one"
-    probe = _Probe(plan)
-    async with asyncio.timeout(10):
-        got = [pair async for pair in answers_as_completed(probe, names, 2)]
-    assert sorted(i for i, _ in got) == list(range(6)) and probe.most == 2, f"{probe.most} at once"
-    probe = _Probe(plan, broken=frozenset(names[1:2]))
-    async with asyncio.timeout(10):
-        got = dict([pair async for pair in answers_as_completed(probe, names, 3)])
-    assert sorted(got) == list(range(6)), f"indices {sorted(got)}: a failure ended the stream"
-    assert [isinstance(got[i], Exception) for i in range(6)] == [i == 1 for i in range(6)]
-    quick = min(names, key=plan.__getitem__)
-    probe = _Probe({q: (0.02 if q == quick else 5.0) for q in names})
-    stream = answers_as_completed(probe, names, 6)
-    async with asyncio.timeout(10):
-        first = await anext(stream)
-        await stream.aclose()
-    await asyncio.sleep(0.05)
-    assert first[0] == names.index(quick) and probe.now == 0, "closing the generator left calls running"
-    for bad_limit in (0, -1, 2.5):
-        try:
-            async with asyncio.timeout(5):  # limit=0 must not wait forever
-                await anext(answers_as_completed(_Probe(plan), names, bad_limit))
-            raise AssertionError(f"limit={bad_limit!r} was accepted")
-        except ValueError:
-            pass
-        except TimeoutError:
-            raise AssertionError(f"limit={bad_limit!r}: waited 5 s instead of a ValueError") from None
-
-    with dspy.context(lm=remote_lm(jitter=LATENCY * 0.9)):
-        start = time.perf_counter()
-        async for index, result in answers_as_completed(qa, cc.distinct_questions(5, "live"), 5):
-            elapsed = time.perf_counter() - start
-            print(f"{elapsed:5.2f} s  #{index}: {getattr(result, 'answer', result)}")
-
-    # ## 8. Token streaming
-    # ### Task 6 — `stream_answer` (2 points, extra credit)
-    # ex2.hint("stream_answer")  # uncomment and run for a hint; run again for the next one
-
+    # ### E. Token streaming
     async def stream_answer(program: dspy.Module, question: str) -> AsyncIterator[str]:
         """Yield the text of `program`'s answer to `question` chunk by chunk, as the LM produces it."""
         listener = dspy.streaming.StreamListener(signature_field_name="answer")
@@ -608,80 +449,32 @@ async def _main() -> None:
 
     ex2.check_stream(stream_answer)
 
-    streaming_lm = wb.sim_lm(latency=0.05, cache=False)
-    with dspy.context(lm=streaming_lm):
-        async with asyncio.timeout(10):
-            chunks = [chunk async for chunk in stream_answer(qa, "Stream this answer, please")]
-    assert len(chunks) > 1, f"the answer arrived in {len(chunks)} chunk(s), not streamed"
-    assert all(isinstance(c, str) for c in chunks), "chunks must be text"
-    assert "Stream this answer, please" in "".join(chunks)
-    timing_lm = wb.sim_lm(latency=0.6, cache=False)
-    arrivals: list[float] = []
-    busy_at_first = None
-    with dspy.context(lm=timing_lm):
-        started = time.perf_counter()
-        async with asyncio.timeout(10):
-            async for _chunk in stream_answer(qa, "When does the first chunk come?"):
-                if busy_at_first is None:
-                    busy_at_first = timing_lm.engine.stats.in_flight
-                arrivals.append(time.perf_counter() - started)
-        whole = time.perf_counter() - started
-    assert len(arrivals) > 1 and busy_at_first == 1, "the first chunk came after the LM had finished"
-    assert arrivals[0] < 0.75 * whole, f"first chunk at {arrivals[0]:.2f} s of {whole:.2f} s"
-    loop_errors: list[dict] = []
-    loop = asyncio.get_running_loop()
-    previous_handler = loop.get_exception_handler()
-    loop.set_exception_handler(lambda _loop, context: loop_errors.append(context))
-    try:
-        tasks_before = asyncio.all_tasks()
-        streaming_lm = wb.sim_lm(latency=0.4, cache=False)
-        with dspy.context(lm=streaming_lm):
-            chunks = stream_answer(qa, "Stop me midway")
-            async with asyncio.timeout(10):
-                first_chunk = await anext(chunks)
-                await chunks.aclose()
-            del chunks
-            import gc
+    if inspect.isasyncgenfunction(stream_answer):
+        question = "Why do concurrent calls help with remote APIs?"
+        async with contextlib.aclosing(stream_answer(qa, question)) as chunks:
+            async for chunk in chunks:
+                print(chunk, end="", flush=True)
+        print()
 
-            gc.collect()
-            await asyncio.sleep(0.1)
-        assert isinstance(first_chunk, str)
-        assert streaming_lm.engine.stats.in_flight == 0, "the LM call is still running after aclose()"
-        assert all(t.done() for t in asyncio.all_tasks() - tasks_before - {asyncio.current_task()})
-        assert not loop_errors, f"closing the stream left an error: {loop_errors[0].get('exception')!r}"
-    finally:
-        loop.set_exception_handler(previous_handler)
-    with dspy.context(lm=wb.sim_lm(latency=0.01, error_rate=1.0, num_retries=0, cache=False)):
-        try:
-            async with asyncio.timeout(10):
-                _ = [c async for c in stream_answer(qa, "This call fails")]
-            raise AssertionError("the LM error was swallowed")
-        except dspy.LMError:
-            pass
-
-    question = "Why do concurrent calls help with remote APIs?"
-    async with contextlib.aclosing(stream_answer(qa, question)) as chunks:
-        async for chunk in chunks:
-            print(chunk, end="", flush=True)
-    print()
-
-    received = 0
-    question = "Tell me a long story about event loops."
-    async with contextlib.aclosing(stream_answer(qa, question)) as chunks:
-        async for chunk in chunks:
-            print(chunk, end="", flush=True)
-            received += 1
-            if received == 2:
-                break  # aclosing closes the generator here; its finally cancels the stream's task
-    print(f" … stopped after {received} chunks; nothing left running.")
+        received = 0
+        question = "Tell me a long story about event loops."
+        async with contextlib.aclosing(stream_answer(qa, question)) as chunks:
+            async for chunk in chunks:
+                print(chunk, end="", flush=True)
+                received += 1
+                if received == 2:
+                    break  # aclosing closes the generator here; its finally cancels the stream's task
+        print(f" … stopped after {received} chunks; nothing left running.")
+    else:
+        print("(Task 5 not done — skipped)")
 
     # ## Summary
+    # ## Questionnaire
+    # ## Further research
     # ## Check your work
     ex2.check_all()
 
     # ## How to submit
-    # ## Questionnaire
-    # ## Further research
 
 
 asyncio.run(_main())

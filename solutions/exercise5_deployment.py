@@ -12,7 +12,6 @@ async def _main() -> None:
 
     lm = wb.setup()
 
-    import asyncio
     import hmac
     import logging
     import time
@@ -21,18 +20,405 @@ async def _main() -> None:
     import httpx
     from fastapi import FastAPI, HTTPException
     from fastapi.testclient import TestClient
-    from IPython.display import display
     from pydantic import BaseModel, ConfigDict, Field
 
     from dspy_workbook import serving
-    from dspy_workbook.caching import progress
     from dspy_workbook.checks import ex5
     from dspy_workbook.serving import RateDecision, ServiceParts, Settings, create_app
 
-    # The service writes one JSON log line per request to stderr. Quiet here; section 6 looks at them.
+    # The service logs a JSON line per request to stderr: quiet here (section 6 shows them).
     logging.getLogger("dspy_workbook.serving").setLevel(logging.CRITICAL)
 
     # ## 1. What is wrong with the usual starter
+    # ## 2. The service you complete
+    # ## Task 1 — Validate the request (2 points)
+    def question_model(max_chars: int) -> type[BaseModel]:
+        """The model of `POST /predict`'s body, for questions of at most `max_chars` characters."""
+
+        class QuestionRequest(BaseModel):
+            model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+            question: str = Field(min_length=1, max_length=max_chars, examples=["What is DSPy?"])
+
+        return QuestionRequest
+
+    ex5.check_request_model(question_model)
+
+    from fastapi.testclient import TestClient  # noqa: F811 (tests import afresh)
+
+    from dspy_workbook.lm import sim_lm
+    from dspy_workbook.serving import Settings, create_app, standin_parts  # noqa: F811
+
+
+    def _ask(max_chars: int, *bodies: object) -> list:
+        """POST each body to a service with your model (and stand-ins for the other parts)."""
+        parts = standin_parts(request_model=question_model)
+        app = create_app(
+            Settings(api_keys={"t": "k"}, max_question_chars=max_chars),
+            parts=parts,
+            lm=sim_lm(latency=0.0, cache=False),
+        )
+        with TestClient(app, raise_server_exceptions=False) as client:
+            return [client.post("/predict", json=b, headers={"X-API-Key": "k"}) for b in bodies]
+
+
+    _ok, _blank = _ask(2000, {"question": " Why is the sky blue? "}, {"question": "  "})
+    assert _ok.status_code == 200, f"a valid question got {_ok.status_code}: {_ok.text[:200]}"
+    assert _ok.json()["question"] == "Why is the sky blue?", f"came back as {_ok.json()['question']!r}"
+    assert _blank.status_code == 422, f"a blank question got {_blank.status_code}, not 422"
+    _cases = {
+        "a question of exactly 40 characters": ({"question": "x" * 40}, 200),
+        "40 characters inside spaces": ({"question": "  " + "x" * 40 + "\n"}, 200),
+        "a question of 41 characters": ({"question": "x" * 41}, 422),
+        "an empty question": ({"question": ""}, 422),
+        "tabs and newlines only": ({"question": "\t\n "}, 422),
+        "the number 42": ({"question": 42}, 422),
+        "null": ({"question": None}, 422),
+        "a list": ({"question": ["a"]}, 422),
+        "an empty body": ({}, 422),
+        "an unknown extra field": ({"question": "ok", "extra": 1}, 422),
+        "`Question` spelt with a capital": ({"Question": "case matters"}, 422),
+    }
+    for (_what, (_body, _want)), _r in zip(
+        _cases.items(), _ask(40, *(b for b, _ in _cases.values())), strict=True
+    ):
+        assert _r.status_code == _want, f"with max_chars=40, {_what} got {_r.status_code}, not {_want}"
+    _r = _ask(40, {"question": "\n a \t"})[0]
+    assert _r.status_code == 200 and _r.json()["question"] == "a", (
+        f"'\\n a \\t' should be answered as 'a': got {_r.status_code} {_r.text[:120]}"
+    )
+    _edge, _over = _ask(2000, {"question": "y" * 2000}, {"question": "y" * 2001})
+    assert (_edge.status_code, _over.status_code) == (200, 422), (
+        f"with max_chars=2000, 2000 and 2001 characters got {_edge.status_code} and "
+        f"{_over.status_code}, not 200 and 422"
+    )
+
+    # ## Task 2 — Check API keys in constant time (3 points)
+    def check_api_key(presented: str | None, keys: dict[str, str], compare=hmac.compare_digest) -> str:
+        """The name of the client whose key is `presented`; `refuse` (401) otherwise."""
+        refuse = HTTPException(401, "missing or invalid API key", {"WWW-Authenticate": "ApiKey"})
+        given, found = (presented or "").encode(), None
+        for name, key in keys.items():
+            if compare(given, key.encode()) and found is None:
+                found = name
+        if not presented or found is None:
+            raise refuse
+        return found
+
+    ex5.check_api_key_task(check_api_key)
+
+    import hmac  # noqa: F811 (tests import afresh)
+
+    from fastapi import HTTPException  # noqa: F811
+    from fastapi.testclient import TestClient  # noqa: F811
+
+    from dspy_workbook.lm import sim_lm  # noqa: F811
+    from dspy_workbook.serving import Settings, create_app, standin_parts  # noqa: F811
+
+    _keys = {"ann": "ann-key-abcdef", "ben": "ben-key-123456", "cy": "cy-key-987654"}
+    _name = check_api_key("ben-key-123456", _keys)
+    assert type(_name) is str and _name == "ben", f"ben's key returned {_name!r}, not 'ben'"
+    try:
+        check_api_key("ben-key-12345", _keys)
+    except HTTPException as _exc:
+        assert _exc.status_code == 401, f"a near miss raised a {_exc.status_code}, not 401"
+    else:
+        raise AssertionError("a key one character short was accepted")
+    for _what, _bad in (
+        ("no key (None)", None),
+        ("an empty key", ""),
+        ("a wrong key", "nope"),
+        ("a key with its last character changed", "ann-key-abcdeX"),
+        ("a key with a character more", "ann-key-abcdef0"),
+        ("a key with non-ASCII characters", "ключ-ann-key"),
+    ):
+        try:
+            _got = check_api_key(_bad, _keys)
+        except HTTPException as _exc:
+            assert _exc.status_code == 401, f"{_what} raised a {_exc.status_code}, not 401"
+            assert not _bad or _bad not in str(_exc.detail), f"the 401 for {_what} repeats the key"
+        except Exception as _exc:
+            raise AssertionError(f"{_what} raised {type(_exc).__name__}: {_exc}, not the 401") from None
+        else:
+            raise AssertionError(f"{_what} was accepted (returned {_got!r})")
+
+
+    def _counting(calls: list):
+        def compare(a, b):
+            calls.append((type(a), type(b)))
+            return hmac.compare_digest(a, b)
+
+        return compare
+
+
+    for _what, _presented in (("ann's key (the first)", "ann-key-abcdef"), ("a wrong key", "zzz")):
+        _calls: list = []
+        try:
+            _got = check_api_key(_presented, _keys, compare=_counting(_calls))
+        except HTTPException:
+            _got = None
+        except Exception as _exc:
+            raise AssertionError(f"for {_what} with a counting `compare`: {_exc!r}") from None
+        assert _got == ("ann" if _what.startswith("ann") else None), f"{_what} gave {_got!r}"
+        assert len(_calls) >= len(_keys), (
+            f"for {_what}, `compare` was called {len(_calls)} time(s) with {len(_keys)} keys "
+            "configured: compare with `compare` (not `==`), once for every key, even after a match"
+        )
+        assert all(t == (bytes, bytes) for t in _calls), (
+            f"`compare` got {sorted({f'{a.__name__}, {b.__name__}' for a, b in _calls})}: "
+            "encode both sides to bytes"
+        )
+    _app = create_app(
+        Settings(api_keys=_keys),
+        lm=sim_lm(latency=0.0, cache=False),
+        parts=standin_parts(check_api_key=check_api_key),
+    )
+    with TestClient(_app, raise_server_exceptions=False) as _c:
+        _headers = (
+            {"X-API-Key": "cy-key-987654"},
+            {},
+            {"X-API-Key": "ann-key-abcdeX"},
+            {"X-API-Key": "clé-ключ".encode()},
+        )
+        _r = [_c.post("/predict", json={"question": "q"}, headers=_h) for _h in _headers]
+    _statuses = [r.status_code for r in _r]
+    assert _statuses == [200, 401, 401, 401], (
+        f"through the app, right / no / wrong / non-ASCII key gave {_statuses}, "
+        "not [200, 401, 401, 401]"
+    )
+    assert "ann-key-abcdeX" not in _r[2].text, "the 401's body repeats the wrong key"
+
+    # ## Task 3 — Rate-limit each key, and refuse (3 points)
+    class KeyedTokenBucket:
+        """One token bucket per key; `acquire` refuses instead of waiting."""
+
+        def __init__(self, rate: float, burst: int, clock=time.monotonic) -> None:
+            self.rate, self.burst, self.clock = float(rate), int(burst), clock
+            self.buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, time of last update)
+
+        def acquire(self, key: str) -> RateDecision:
+            """Take a token from `key`'s bucket if there is a whole one; never wait."""
+            now = self.clock()
+            tokens, updated = self.buckets.get(key, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - updated) * self.rate)
+            allowed = tokens >= 1
+            if allowed:
+                tokens -= 1
+            self.buckets[key] = (tokens, now)
+            retry_after = 0.0 if tokens >= 1 else (1 - tokens) / self.rate
+            return RateDecision(
+                allowed, self.burst, int(tokens), retry_after, (self.burst - tokens) / self.rate
+            )
+
+    ex5.check_rate_limiter(KeyedTokenBucket)
+
+    from fastapi.testclient import TestClient  # noqa: F811 (tests import afresh)
+
+    from dspy_workbook.lm import sim_lm  # noqa: F811
+    from dspy_workbook.serving import RateDecision, Settings, create_app, standin_parts  # noqa: F811
+
+    _now = [100.0]
+    _bucket = KeyedTokenBucket(rate=2, burst=3, clock=lambda: _now[0])
+    _d = [_bucket.acquire("k") for _ in range(4)]
+    assert all(type(d) is RateDecision for d in _d), f"acquire returned {type(_d[0]).__name__}"
+    assert [d.allowed for d in _d] == [True, True, True, False], (
+        f"burst 3 gave {[d.allowed for d in _d]}"
+    )
+    _now[0] += 0.5
+    assert _bucket.acquire("k").allowed, "no token came back 0.5 s later at 2 tokens/s"
+    _rem = [d.remaining for d in _d]
+    assert _rem == [2, 1, 0, 0] and all(type(r) is int for r in _rem), (
+        f"`remaining` after four quick requests was {_rem}, not the whole numbers [2, 1, 0, 0]"
+    )
+    assert all(d.limit == 3 for d in _d), f"`limit` was {[d.limit for d in _d]}, not the burst 3"
+    assert _d[0].retry_after == 0.0, f"`retry_after` with tokens left was {_d[0].retry_after}, not 0"
+    assert abs(_d[3].retry_after - 0.5) < 1e-6, (
+        f"refused with an empty bucket at 2/s, `retry_after` was {_d[3].retry_after}, not 0.5"
+    )
+    assert abs(_d[0].reset - 0.5) < 1e-6 and abs(_d[2].reset - 1.5) < 1e-6, (
+        f"`reset` after 1 and 3 requests was {_d[0].reset} and {_d[2].reset}, not 0.5 and 1.5 "
+        "(seconds until full)"
+    )
+    _now[0] += 0.25
+    _half = _bucket.acquire("k")
+    assert not _half.allowed and abs(_half.retry_after - 0.25) < 1e-6, (
+        f"with half a token, got allowed={_half.allowed}, retry_after={_half.retry_after}; "
+        "want a refusal and 0.25 s"
+    )
+    assert _bucket.acquire("other").remaining == 2, "a new key did not start with a full bucket"
+    _now[0] += 1000
+    _full = [_bucket.acquire("k") for _ in range(4)]
+    assert [d.allowed for d in _full] == [True, True, True, False], (
+        f"after a long pause a burst gave {[d.allowed for d in _full]}: never above the burst"
+    )
+    _parts = standin_parts(limiter=KeyedTokenBucket)
+    _app = create_app(
+        Settings(api_keys={"ann": "a", "ben": "b"}, rate_per_second=0.5, rate_burst=3),
+        lm=sim_lm(latency=0.0, cache=False),
+        parts=_parts,
+    )
+    with TestClient(_app, raise_server_exceptions=False) as _c:
+        _r = [
+            _c.post("/predict", json={"question": f"q{i}"}, headers={"X-API-Key": "a"})
+            for i in range(5)
+        ]
+        _other = _c.post("/predict", json={"question": "b"}, headers={"X-API-Key": "b"})
+    _statuses = [r.status_code for r in _r]
+    assert _statuses == [200, 200, 200, 429, 429], (
+        f"a burst of 5 at burst 3 through the app gave {_statuses}"
+    )
+    _h = [(r.headers.get("X-RateLimit-Remaining"), r.headers.get("X-RateLimit-Reset")) for r in _r]
+    assert [h[0] for h in _h] == ["2", "1", "0", "0", "0"], (
+        f"X-RateLimit-Remaining was {[h[0] for h in _h]}"
+    )
+    assert all(h[1] is not None and 0 < int(h[1]) <= 6 for h in _h), (
+        f"X-RateLimit-Reset was {[h[1] for h in _h]}: seconds until full, at most 3 / 0.5 = 6"
+    )
+    assert int(_r[3].headers.get("Retry-After", "0")) >= 1, "the 429 had no Retry-After of >= 1 s"
+    assert _other.status_code == 200, f"another key got {_other.status_code} after ann's burst"
+
+    # ## 4. Your service, assembled
+    def my_service(settings: Settings, **options) -> FastAPI:
+        """The real app, with your three parts (and a fresh limiter of its own)."""
+        parts = ServiceParts(
+            request_model=question_model, check_api_key=check_api_key, limiter=KeyedTokenBucket
+        )
+        return create_app(settings, lm=lm, parts=parts, **options)
+
+
+    KEYS = {"alice": "alice-demo-key-1", "bob": "bob-demo-key-2"}  # really: WORKBOOK_API_KEYS
+    ALICE, BOB = {"X-API-Key": KEYS["alice"]}, {"X-API-Key": KEYS["bob"]}
+    settings = Settings(api_keys=KEYS, rate_per_second=0.2, rate_burst=5)  # then 1 per 5 s
+    print(settings)
+    with TestClient(my_service(settings)) as client:
+        for question in ("What is the capital of France?", "What will the weather be on 3 May 2091?"):
+            body = client.post("/predict", json={"question": question}, headers=BOB).json()
+            print(
+                f"{body['confidence']:.2f} {body['confidence_method']:9} {question} -> {body['answer']!r}"
+            )
+
+    # ## 5. Failures a client can act on
+    class Fails(dspy.Module):
+        """A program that raises `error` instead of answering."""
+
+        def __init__(self, error: Exception) -> None:
+            super().__init__()
+            self.error = error
+
+        async def aforward(self, **inputs):
+            raise self.error
+
+
+    for error in (
+        TimeoutError(),
+        dspy.ContextWindowExceededError(model="demo"),
+        dspy.LMAuthError("provider rejected our key"),
+        dspy.LMRateLimitError("provider busy"),
+        KeyError("bug"),
+    ):
+        with TestClient(my_service(settings, program=Fails(error)), raise_server_exceptions=False) as c:
+            reply = c.post("/predict", json={"question": "Why?"}, headers=ALICE)
+        print(f"{type(error).__name__:27} -> {reply.status_code} {reply.json()['error']['type']}")
+
+    # ## 6. Run it: a real HTTP server on this machine
+    served = my_service(settings)
+    server = serving.start_background(served, host="127.0.0.1", port=8000, name="exercise5")
+    BASE = server.url
+    print(f"Running API server accessible at {BASE}")
+    print(httpx.get(f"{BASE}/health").json(), httpx.get(f"{BASE}/ready").json())
+
+    with serving.logs.capture_logs() as entries, httpx.Client(base_url=BASE, timeout=30) as http:
+        ok = http.post("/predict", json={"question": "What is DSPy?"}, headers=ALICE)
+        no_key = http.post("/predict", json={"question": "What is DSPy?"})
+        blank = http.post("/predict", json={"question": "   "}, headers=ALICE)
+        burst = [http.post("/predict", json={"question": "Burst?"}, headers=BOB) for _ in range(8)]
+        metrics = http.get("/metrics").text
+    print("success:", ok.status_code, "| remaining", ok.headers["X-RateLimit-Remaining"])
+    print("no key: ", no_key.status_code, no_key.json()["error"]["message"])
+    print("blank:  ", blank.status_code, blank.json()["error"]["message"])
+    print("burst:  ", [r.status_code for r in burst], "| Retry-After", burst[-1].headers["Retry-After"])
+    for entry in entries[:3]:
+        print({k: entry.get(k) for k in ("request_id", "path", "status", "latency_ms", "client")})
+    print(*[m for m in metrics.splitlines() if m.startswith("dspy_api_requests_total")], sep="\n")
+
+    # ## 7. Ship it as a container
+    container_env = {"WORKBOOK_API_KEYS": "ops:key-from-the-environment", "WORKBOOK_RATE_BURST": "3"}
+    print(Settings.from_env(container_env))
+    with TestClient(my_service(Settings.from_env(container_env))) as container:
+        print("HEALTHCHECK:", container.get("/health").status_code, container.get("/health").json())
+
+    # ## Going further (optional, ungraded)
+    # ### A small load test
+    import asyncio
+
+    from IPython.display import display
+
+    from dspy_workbook.caching import progress
+    from dspy_workbook.stats import summary_table
+
+    server = serving.start_background(
+        my_service(settings.with_(rate_per_second=10_000, rate_burst=10_000)),
+        host="127.0.0.1",
+        port=8000,
+        name="exercise5",
+    )
+
+
+    async def load_test(url: str, questions: list[str], repeats: int, concurrency: int) -> list[dict]:
+        """Send every question `repeats` times with `concurrency` clients; record each outcome."""
+        work = [q for _ in range(repeats) for q in questions]
+        limit = asyncio.Semaphore(concurrency)
+
+        async def one(http: httpx.AsyncClient, question: str) -> dict:
+            async with limit:
+                started = time.perf_counter()
+                response = await http.post("/predict", json={"question": question}, headers=ALICE)
+                seconds = time.perf_counter() - started
+            return {
+                "status": response.status_code,
+                "seconds": seconds,
+                "cached": response.status_code == 200 and response.json()["cached"],
+            }
+
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            tasks = [asyncio.ensure_future(one(http, q)) for q in work]
+            return [
+                await done
+                for done in progress(asyncio.as_completed(tasks), desc="requests", total=len(tasks))
+            ]
+
+
+    questions = [f"Load test question number {i}: what is {i} squared?" for i in range(10)]
+    started = time.perf_counter()
+    results = await load_test(server.url, questions, repeats=6, concurrency=4)
+    elapsed = time.perf_counter() - started
+    hits = [r["seconds"] for r in results if r["status"] == 200 and r["cached"]]
+    misses = [r["seconds"] for r in results if r["status"] == 200 and not r["cached"]]
+    print(
+        f"{len(results)} requests in {elapsed:.2f} s = {len(results) / elapsed:.0f} requests/s; "
+        f"statuses {sorted({r['status'] for r in results})}"
+    )
+    table = summary_table({"cache hit": hits, "cache miss": misses})
+    display(table[["count", "p50 ms", "p95 ms", "p99 ms"]].round(2))
+
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3))
+    width = 0.38
+    for offset, (name, row) in zip((-width / 2, width / 2), table.iterrows(), strict=True):
+        values = [row["p50 ms"], row["p95 ms"], row["p99 ms"]]
+        ax.bar([i + offset for i in range(3)], values, width, label=f"{name} (n={int(row['count'])})")
+    ax.set_xticks(range(3), ["p50", "p95", "p99"])
+    ax.set_ylabel("latency (ms, log scale)")
+    ax.set_yscale("log")
+    ax.set_title("/predict over HTTP, 4 concurrent clients")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # beside, not on, the bars
+    fig.tight_layout()
+    plt.show()
+
+    server.stop()
+    print("server running:", server.running)
+
+    # ### The starter's bugs 2 and 3, live
     starter = FastAPI()
 
 
@@ -84,411 +470,25 @@ async def _main() -> None:
 
 
     awaiting.get("/health")(starter_health)
+    blocked = await health_while_predicting(starter)
+    print(f"/health answered after {blocked:.2f} s with the blocking call (it waited)")
+    print(f"/health answered after {await health_while_predicting(awaiting):.2f} s with an await")
 
-    print(
-        f"/health answered after {await health_while_predicting(starter):.2f} s with the blocking "
-        "call (it waited for the prediction)"
-    )
-    print(
-        f"/health answered after {await health_while_predicting(awaiting):.2f} s with an awaited call"
-    )
-
-    # ## 2. The service you will complete
-    KEYS = {"alice": "alice-demo-key-1", "bob": "bob-demo-key-2"}  # in production: WORKBOOK_API_KEYS
-    settings = Settings(api_keys=KEYS, rate_per_second=5, rate_burst=10)
-    print(settings)
-
-    with TestClient(create_app(settings, lm=lm)) as client:
-        answer = client.post(
-            "/predict",
-            json={"question": "What is the capital of France?"},
-            headers={"X-API-Key": KEYS["alice"]},
-        )
-    print(answer.status_code, sorted(answer.json()))
-
-    # ## Task 1 — Validate the request (2 points)
-    MAX_QUESTION_CHARS = 2000
-
-
-    class QuestionRequest(BaseModel):
-        """The body of `POST /predict`."""
-
-        model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-        question: str = Field(
-            min_length=1,
-            max_length=MAX_QUESTION_CHARS,
-            description="The question, 1 to 2000 characters (whitespace trimmed).",
-            examples=["What is the capital of France?"],
-        )
-
-    ex5.check_request_model(QuestionRequest)
-
-    from fastapi.testclient import TestClient
-
-    from dspy_workbook.lm import sim_lm
-    from dspy_workbook.serving import ServiceParts, Settings, create_app  # noqa: F811 (tests import afresh)
-
-    _app = create_app(
-        Settings(api_keys={"t": "test-key"}, rate_burst=100),
-        lm=sim_lm(latency=0.0, cache=False),
-        parts=ServiceParts(request_model=QuestionRequest),
-    )
-    with TestClient(_app) as _c:
-        _h = {"X-API-Key": "test-key"}
-        _ok = _c.post("/predict", json={"question": " Why is the sky blue? "}, headers=_h)
-        assert _ok.status_code == 200, _ok.text
-        assert _ok.json()["question"] == "Why is the sky blue?"
-        for _body in ({"question": ""}, {"question": "  "}, {"question": "x" * 2001}):
-            assert _c.post("/predict", json=_body, headers=_h).status_code == 422, _body
-        for _body in (
-            {"question": 42},
-            {"question": None},
-            {"question": ["a"]},
-            {},
-            {"question": "ok", "extra": 1},
-            {"Question": "case matters"},
-        ):
-            assert _c.post("/predict", json=_body, headers=_h).status_code == 422, _body
-        assert _c.post("/predict", json={"question": "y" * 2000}, headers=_h).status_code == 200
-        assert _c.post("/predict", json={"question": "\n a \t"}, headers=_h).json()["question"] == "a"
-        _schema = _app.openapi()["components"]["schemas"]["QuestionRequest"]
-        assert _schema["additionalProperties"] is False
-        assert _schema["properties"]["question"]["maxLength"] == 2000
-
-    # ## Task 2 — Authenticate with API keys (2 points)
-    def check_api_key(presented: str | None, keys: dict[str, str]) -> str:
-        """The client name for `presented`, or `HTTPException(401)`; constant-time, never echoes."""
-        refuse = HTTPException(
-            status_code=401,
-            detail="missing or invalid API key (X-API-Key header)",
-            headers={"WWW-Authenticate": "ApiKey"},
-        )
-        if not presented:
-            raise refuse
-        given = presented.encode()
-        found = None
-        for name, key in keys.items():
-            if hmac.compare_digest(given, key.encode()) and found is None:
-                found = name
-        if found is None:
-            raise refuse
-        return found
-
-    ex5.check_api_key_task(check_api_key)
-
-    from fastapi import HTTPException  # noqa: F811 (tests import afresh)
-    from fastapi.testclient import TestClient
-
-    from dspy_workbook.lm import sim_lm
-    from dspy_workbook.serving import ServiceParts, Settings, create_app
-
-    _keys = {"ann": "ann-key-abcdef", "ben": "ben-key-123456"}
-    assert check_api_key("ben-key-123456", _keys) == "ben"
-    for _bad in (None, "", "ben-key-12345", "nope"):
-        try:
-            check_api_key(_bad, _keys)
-        except HTTPException as _exc:
-            assert _exc.status_code == 401
-        else:
-            raise AssertionError(f"{_bad!r} was accepted")
-    # Types first: an object whose `==` always answers True must not pass the comparisons below.
-    assert type(check_api_key("ann-key-abcdef", _keys)) is str
-    assert check_api_key("ann-key-abcdef", _keys) == "ann"
-    try:
-        check_api_key("ann-key-abcdeX", _keys)
-    except HTTPException as _exc:
-        assert _exc.status_code == 401 and "ann-key-abcdeX" not in str(_exc.detail)
-    else:
-        raise AssertionError("a near miss was accepted")
-    _app = create_app(
-        Settings(api_keys=_keys, rate_burst=100),
-        lm=sim_lm(latency=0.0, cache=False),
-        parts=ServiceParts(check_api_key=check_api_key),
-    )
-    with TestClient(_app) as _c:
-        _r = [
-            _c.post("/predict", json={"question": "q"}, headers=_h)
-            for _h in ({"X-API-Key": "ann-key-abcdef"}, {}, {"X-API-Key": "ann-key-abcdeX"})
-        ]
-    assert [r.status_code for r in _r] == [200, 401, 401]
-    assert "ann-key-abcdeX" not in _r[2].text
-
-    # ## Task 3 — Rate-limit each key (2 points)
-    print(RateDecision.__doc__)
-    print(RateDecision(allowed=False, limit=10, remaining=0, retry_after=0.2, reset=2.0))
-
-    class KeyedTokenBucket:
-        """A token bucket per key that refuses instead of waiting."""
-
-        def __init__(self, rate: float, burst: int) -> None:
-            if rate <= 0 or burst < 1:
-                raise ValueError(f"need rate > 0 and burst >= 1, got rate={rate}, burst={burst}")
-            self.rate, self.burst = float(rate), int(burst)
-            self.buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, time of last update)
-
-        async def acquire(self, key: str) -> RateDecision:
-            """Take a token for `key` if there is one; never wait."""
-            now = time.monotonic()
-            tokens, updated = self.buckets.get(key, (float(self.burst), now))
-            tokens = min(self.burst, tokens + (now - updated) * self.rate)
-            allowed = tokens >= 1
-            if allowed:
-                tokens -= 1
-            self.buckets[key] = (tokens, now)
-            return RateDecision(
-                allowed=allowed,
-                limit=self.burst,
-                remaining=int(tokens),
-                retry_after=0.0 if tokens >= 1 else (1 - tokens) / self.rate,
-                reset=(self.burst - tokens) / self.rate,
-            )
-
-    ex5.check_rate_limiter(KeyedTokenBucket)
-
-    import time  # noqa: F811 (tests import afresh)
-
-    from fastapi.testclient import TestClient
-
-    from dspy_workbook.lm import sim_lm
-    from dspy_workbook.serving import ServiceParts, Settings, create_app
-
-    _keys = {"ann": "ann-key", "ben": "ben-key"}
-    _app = create_app(
-        Settings(api_keys=_keys),
-        lm=sim_lm(latency=0.0, cache=False),
-        parts=ServiceParts(limiter=KeyedTokenBucket(rate=0.5, burst=3)),
-    )
-    with TestClient(_app) as _c:
-        _r = [
-            _c.post("/predict", json={"question": f"q{i}"}, headers={"X-API-Key": "ann-key"})
-            for i in range(5)
-        ]
-        _other = _c.post("/predict", json={"question": "b"}, headers={"X-API-Key": "ben-key"})
-    assert [r.status_code for r in _r] == [200, 200, 200, 429, 429]
-    assert int(_r[3].headers["Retry-After"]) >= 1
-    assert _other.status_code == 200
-    assert [r.headers["X-RateLimit-Remaining"] for r in _r] == ["2", "1", "0", "0", "0"]
-    assert all(r.headers["X-RateLimit-Limit"] == "3" for r in _r)
-    _b = KeyedTokenBucket(rate=10, burst=2)
-
-
-    async def _take(n, key="k"):
-        return [await _b.acquire(key) for _ in range(n)]
-
-
-    _d = await _take(3)
-    assert [d.allowed for d in _d] == [True, True, False]
-    assert 0.05 < _d[2].retry_after <= 0.1 + 1e-6 and _d[0].retry_after == 0.0
-    assert abs(_d[1].reset - 0.2) < 0.02
-    time.sleep(0.12)
-    assert (await _take(1))[0].allowed
-    time.sleep(0.5)
-    assert [d.allowed for d in await _take(3)] == [True, True, False]  # never above the burst
-
-    # ## Task 4 — Fail in a way the client can act on (2 points)
-    def classify_error(exc: BaseException) -> tuple[int, str]:
-        """(HTTP status, error type) for an exception raised while answering."""
-        if isinstance(exc, (TimeoutError, dspy.LMTimeoutError)):
-            return 504, "lm_timeout"
-        if isinstance(exc, dspy.DSPyError):
-            return 503, "lm_unavailable"
-        return 500, "internal_error"
-
-    ex5.check_error_mapping(classify_error)
-
-    import dspy  # noqa: F811 (tests import afresh)
-    from fastapi.testclient import TestClient
-
-    from dspy_workbook.lm import sim_lm
-    from dspy_workbook.serving import ServiceParts, Settings, create_app
-
-    assert tuple(classify_error(TimeoutError())) == (504, "lm_timeout")
-    assert tuple(classify_error(dspy.LMServerError("down"))) == (503, "lm_unavailable")
-    assert tuple(classify_error(ValueError("bug"))) == (500, "internal_error")
-    assert tuple(classify_error(dspy.LMTimeoutError("slow"))) == (504, "lm_timeout")
-    assert tuple(classify_error(dspy.LMRateLimitError("busy"))) == (503, "lm_unavailable")
-    assert tuple(classify_error(dspy.LMUnexpectedError("odd"))) == (503, "lm_unavailable")
-    assert tuple(classify_error(KeyError("k"))) == (500, "internal_error")
-    _parts = ServiceParts(classify_error=classify_error)
-    _s = Settings(api_keys={"t": "k"}, rate_burst=100, lm_timeout=0.2)
-    for _lm, _status, _type in (
-        (sim_lm(latency=0.0, error_rate=1.0, num_retries=0, cache=False), 503, "lm_unavailable"),
-        (sim_lm(latency=2.0, cache=False), 504, "lm_timeout"),
-    ):
-        with TestClient(create_app(_s, lm=_lm, parts=_parts), raise_server_exceptions=False) as _c:
-            _r = _c.post("/predict", json={"question": "q"}, headers={"X-API-Key": "k"})
-        assert _r.status_code == _status, (_r.status_code, _r.text)
-        assert _r.json()["error"]["type"] == _type
-        assert _r.json()["error"]["request_id"] == _r.headers["X-Request-ID"]
-        assert "Traceback" not in _r.text
-
-    # ## 5. Your service, assembled — and a confidence that means something
-    def my_service(settings: Settings) -> FastAPI:
-        """The real app with your four parts (and a fresh limiter of your own for `settings`)."""
-        parts = ServiceParts(
-            request_model=QuestionRequest,
-            check_api_key=check_api_key,
-            classify_error=classify_error,
-            limiter=KeyedTokenBucket(settings.rate_per_second, settings.rate_burst),
-        )
-        return create_app(settings, lm=lm, parts=parts)
-
-
-    app = my_service(settings)
-
-    with TestClient(app) as client:
-        for question in ("What is the capital of France?", "What will the weather be on 3 May 2091?"):
-            body = client.post(
-                "/predict", json={"question": question}, headers={"X-API-Key": KEYS["bob"]}
-            ).json()
-            print(
-                f"{body['confidence']:.2f} ({body['confidence_method']})  {question} -> "
-                f"{body['answer'][:60]!r}"
-            )
-
-    schema = app.openapi()
+    # ### The API documents itself
+    schema = served.openapi()
     print("security scheme:", schema["components"]["securitySchemes"])
     print("POST /predict answers:", sorted(schema["paths"]["/predict"]["post"]["responses"]))
-    print(
-        "question:",
-        {
-            k: v
-            for k, v in schema["components"]["schemas"]["QuestionRequest"]["properties"][
-                "question"
-            ].items()
-            if k in ("type", "minLength", "maxLength")
-        },
-    )
 
-    # ## 6. Run it: a real HTTP server on this machine
-    served = my_service(settings.with_(rate_per_second=0.2, rate_burst=5))
-    server = serving.start_background(served, host="127.0.0.1", port=8000, name="exercise5")
-    BASE = server.url
-    print(f"Running API server accessible at {BASE}")
-    if server.port != 8000:
-        print("(port 8000 was busy, so the server took the next free port)")
-    print(httpx.get(f"{BASE}/health").json(), httpx.get(f"{BASE}/ready").json())
-
-    alice, bob = {"X-API-Key": KEYS["alice"]}, {"X-API-Key": KEYS["bob"]}
-    with httpx.Client(base_url=BASE, timeout=30) as http:
-        ok = http.post("/predict", json={"question": "What is DSPy?"}, headers=alice)
-        no_key = http.post("/predict", json={"question": "What is DSPy?"})
-        blank = http.post("/predict", json={"question": "   "}, headers=alice)
-        burst = [
-            http.post("/predict", json={"question": "Burst?"}, headers=bob).status_code
-            for _ in range(8)
-        ]
-        alice_after = http.post("/predict", json={"question": "What is DSPy?"}, headers=alice)
-
-    print(
-        "success:      ",
-        ok.status_code,
-        "cached" if ok.json()["cached"] else "fresh",
-        "| remaining",
-        ok.headers["X-RateLimit-Remaining"],
-    )
-    print("no key:       ", no_key.status_code, no_key.json()["error"]["message"])
-    print("blank:        ", blank.status_code, blank.json()["error"]["message"])
-    print("bob's burst:  ", burst)
-    print("alice after:  ", alice_after.status_code, "(another key is unaffected)")
-
-    with httpx.Client(base_url=BASE, timeout=30) as http:
-        refused = http.post("/predict", json={"question": "One more?"}, headers=bob)
-    print(refused.status_code, refused.json())
-    print({k: v for k, v in refused.headers.items() if k.lower().startswith(("retry", "x-rate"))})
-
-    with serving.logs.capture_logs() as entries, httpx.Client(base_url=BASE, timeout=30) as http:
-        http.post("/predict", json={"question": "What is DSPy?"}, headers=alice)
-        http.post("/predict", json={"question": "What is DSPy?"}, headers={"X-API-Key": "guess"})
-        http.get("/health")
-    for entry in entries:
-        print(
-            {
-                k: entry.get(k)
-                for k in ("request_id", "method", "path", "status", "latency_ms", "client")
-            }
-        )
-
-    metrics_text = httpx.get(f"{BASE}/metrics").text
-    for line in metrics_text.splitlines():
-        if line.startswith(("dspy_api_requests_total", "dspy_api_cache_", "dspy_api_errors_total")):
-            print(line)
-
-    # ## 7. A small load test
-    load_settings = settings.with_(rate_per_second=10_000, rate_burst=10_000)
-    server = serving.start_background(
-        my_service(load_settings), host="127.0.0.1", port=8000, name="exercise5"
-    )
-    print(f"Running API server accessible at {server.url}")
-
-
-    async def load_test(url: str, questions: list[str], repeats: int, concurrency: int) -> list[dict]:
-        """Send every question `repeats` times with `concurrency` clients; record each outcome."""
-        work = [q for _ in range(repeats) for q in questions]
-        limit = asyncio.Semaphore(concurrency)
-
-        async def one(http: httpx.AsyncClient, question: str) -> dict:
-            async with limit:
-                started = time.perf_counter()
-                response = await http.post("/predict", json={"question": question}, headers=alice)
-                seconds = time.perf_counter() - started
-            return {
-                "status": response.status_code,
-                "seconds": seconds,
-                "cached": response.status_code == 200 and response.json()["cached"],
-            }
-
-        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
-            tasks = [asyncio.ensure_future(one(http, q)) for q in work]
-            return [
-                await done
-                for done in progress(asyncio.as_completed(tasks), desc="requests", total=len(tasks))
-            ]
-
-
-    questions = [f"Load test question number {i}: what is {i} squared?" for i in range(10)]
-    started = time.perf_counter()
-    results = await load_test(server.url, questions, repeats=6, concurrency=4)
-    elapsed = time.perf_counter() - started
-
-    from dspy_workbook.stats import summary_table  # noqa: E402
-
-    hits = [r["seconds"] for r in results if r["status"] == 200 and r["cached"]]
-    misses = [r["seconds"] for r in results if r["status"] == 200 and not r["cached"]]
-    print(
-        f"{len(results)} requests in {elapsed:.2f} s = {len(results) / elapsed:.0f} requests/s; "
-        f"statuses {sorted({r['status'] for r in results})}"
-    )
-    table = summary_table({"cache hit": hits, "cache miss": misses})
-    display(table[["count", "p50 ms", "p95 ms", "p99 ms"]].round(2))
-
-    import matplotlib.pyplot as plt  # noqa: E402
-
-    fig, ax = plt.subplots(figsize=(6, 3))
-    width = 0.38
-    for offset, (name, row) in zip((-width / 2, width / 2), table.iterrows(), strict=True):
-        values = [row["p50 ms"], row["p95 ms"], row["p99 ms"]]
-        ax.bar([i + offset for i in range(3)], values, width, label=f"{name} (n={int(row['count'])})")
-    ax.set_xticks(range(3), ["p50", "p95", "p99"])
-    ax.set_ylabel("latency (ms, log scale)")
-    ax.set_yscale("log")
-    ax.set_title("/predict over HTTP, 4 concurrent clients")
-    ax.legend()
-    fig.tight_layout()
-    plt.show()
-
-    server.stop()
-    print("server running:", server.running)
-
-    # ## Going further (optional, ungraded)
     # ### More than one process: Redis for the limiter and the cache
-    # ### A container
+    # ### Your own container image
     # ### AWS Lambda, Cloud Run, Cloud Functions
-    from dspy_workbook.serving.lambda_handler import make_handler  # noqa: E402
-    from dspy_workbook.threads import run_with_timeout  # noqa: E402
+    from dspy_workbook.serving.lambda_handler import make_handler
+    from dspy_workbook.threads import run_with_timeout
 
-    handler = make_handler(settings, lm=lm)
+    my_parts = ServiceParts(
+        request_model=question_model, check_api_key=check_api_key, limiter=KeyedTokenBucket
+    )
+    handler = make_handler(settings, lm=lm, parts=my_parts)
     event = {
         "version": "2.0",
         "routeKey": "GET /health",
@@ -516,9 +516,10 @@ async def _main() -> None:
     reply = run_with_timeout(handler, event, None, timeout=30)
     print(reply["statusCode"], reply["body"])
 
-    # ## Check everything, then submit
+    # ## Check everything
     ex5.check_all()
 
+    # ## How to submit
     # ## Questionnaire
     # ## Further research
 

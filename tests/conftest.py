@@ -20,8 +20,12 @@ _CACHE_ROOT = tempfile.mkdtemp(prefix="workbook-test-cache-")
 
 def pytest_configure(config: pytest.Config) -> None:
     """Caches, logs and profiles of every test and notebook kernel go to one temporary folder,
-    never into `source/ch07/` (nbgrader would ship them) or the student's `.workbook_cache/`."""
+    never into `source/ch07/` (nbgrader would ship them) or the student's `.workbook_cache/`.
+    Exercise 5's service has no answers in it: tests that build it without `parts=` (and the
+    servers they start) get the master's reference parts (`tools/reference_service.py`)."""
     os.environ["WORKBOOK_CACHE_DIR"] = _CACHE_ROOT
+    reference = ROOT / "tools" / "reference_service.py"
+    os.environ.setdefault("WORKBOOK_SERVICE_PARTS", f"{reference}:parts")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

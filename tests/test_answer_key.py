@@ -91,7 +91,6 @@ def test_an_unknown_grade_id_is_refused_with_the_ids_that_exist() -> None:
     message = str(refused.value)
     assert "'tokenbucket'" in message and "02_async.py" in message
     for known in (
-        "aforward",
         "run_bounded",
         "token_bucket",
         "timeout",

@@ -110,12 +110,49 @@ def test_hints_are_revealed_one_level_at_a_time_and_stop_at_the_last() -> None:
     assert (second.level, third.level) == (2, 2) and "last hint" in repr(third)
     assert ex.hint("double", level=1).text == "Multiply."
     assert "no hints" in ex.hint("halve").text
-    try:
-        ex.hint("tripple")
-    except KeyError as error:
-        assert "'double', 'halve'" in str(error)
-    else:
-        raise AssertionError("an unknown task must say which tasks exist")
+    # The task as the notebook names it: its key, "Task 1" in any case, its number, its title.
+    for name in ("Task 1", "task 1", 1, "Task 1 · double"):
+        assert ex.hint(name, level=1).text == "Multiply.", name
+    # A key that names no task: one line listing the ones that do, never a traceback.
+    for wrong in ("tripple", "Task 9", 9, None):
+        answer = ex.hint(wrong)
+        assert "\n" not in repr(answer), repr(answer)
+        assert '"double" (Task 1)' in repr(answer) and '"halve"' in repr(answer), repr(answer)
+    assert "1 to 2" in repr(ex.hint("double", level=5))
+
+
+def test_a_crash_names_the_students_own_line() -> None:
+    """💥 and call_student's message point at the line in the student's code that raised."""
+    from dspy_workbook.checks import check
+    from dspy_workbook.checks._core import call_student, expect_callable
+
+    namespace: dict = {}
+    source = "def broken(x):\n    y = x + 1\n    return y['key']\n"
+    exec(compile(source, "<notebook cell 7>", "exec"), namespace)
+
+    @check("Demo · crash")
+    def check_broken(fn) -> str:
+        fn(1)
+        return "ok"
+
+    result = check_broken(namespace["broken"])
+    assert result.outcome == "error" and "your line 3" in result.message, result
+
+    @check("Demo · call")
+    def check_call(fn) -> str:
+        call_student("`broken(1)`", fn, 1, hint="index a dict, not an int")
+        return "ok"
+
+    result = check_call(namespace["broken"])
+    assert result.outcome == "incorrect", result
+    assert "your line 3" in result.message and "index a dict" in result.message, result
+
+    @check("Demo · not callable")
+    def check_none(fn) -> str:
+        expect_callable(fn, "broken")
+        return "ok"
+
+    assert check_none(None).outcome == "not attempted"
 
 
 def test_check_all_reruns_every_check_on_the_current_names() -> None:

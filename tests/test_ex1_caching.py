@@ -1,16 +1,24 @@
-"""Exercise 1 (caching): the master's graded cells and self-checks, and the support code.
+"""Exercise 1 (caching): the master's graded cells and self-checks, Run All, and the support code.
 
-Wrong submissions graded against the hidden tests live in `test_ex1_grading.py`; the cache's
-defences against hostile input (paths, damaged entries, killed writers) in `test_ex1_hardening.py`.
+Right and wrong answers to the graded tasks live in one catalogue, `tests/catalogue/ex1_caching.py`,
+which `tests/test_agreement.py` runs through each task's self-check and hidden tests. The cache's
+defences against hostile input (paths, damaged entries, killed writers) are in
+`test_ex1_hardening.py`.
 """
 
 from __future__ import annotations
 
-import hashlib
+import ast
+import asyncio
+import contextlib
+import datetime
+import io
 import json
-import os
+import sys
+import types
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import dspy
 import jupytext
@@ -19,13 +27,17 @@ import pytest
 
 matplotlib.use("Agg")
 
-from answer_key import MASTERS, load_solutions  # noqa: E402 (tools/ is on sys.path: see conftest)
+from answer_key import MASTERS, blank_solutions, load_solutions  # noqa: E402 (tools/ on sys.path)
 
+import dspy_workbook as wb  # noqa: E402
 from dspy_workbook import caching as wbc  # noqa: E402
 from dspy_workbook.checks import ex1  # noqa: E402
+from dspy_workbook.grading import GRADING_ENV  # noqa: E402
+from tests.catalogue import ex1_caching as optional_catalogue  # noqa: E402
 
 MASTER = MASTERS / "01_caching.py"
-SOLUTIONS = ("cache_key", "atomic_io", "disk_cache", "expiry", "cached_module", "similar_cache")
+SOLUTIONS = ("cache_key", "disk_cache", "cached_module", "similar_cache")
+CORE = ("cache_key", "disk_cache", "cached_module")
 
 
 # -- the master, as namespaces: solved and blank --------------------------------------------------
@@ -82,23 +94,21 @@ def test_graded_cell_fails_on_blank(grade_id: str, source: str, blank: dict) -> 
         run_cell(source, dict(blank))
 
 
-def test_master_has_one_graded_cell_per_task() -> None:
-    assert [g for g, _ in GRADED] == [
-        "test_cache_key",
-        "test_atomic_io",
-        "test_disk_cache",
-        "test_expiry",
-        "test_cached_module",
-        "test_similar_cache",
-    ]
+def test_master_has_three_graded_tasks_and_one_optional() -> None:
+    assert [g for g, _ in GRADED] == ["test_cache_key", "test_disk_cache", "test_cached_module"]
     solution_ids = [_nbgrader(c)["grade_id"] for c in _cells() if _nbgrader(c).get("solution")]
     assert solution_ids == list(SOLUTIONS), "one solution cell per task, in task order"
+    text = MASTER.read_text()
+    going_further = text.index("## Going further")
+    assert text.index('"grade_id": "similar_cache"') > going_further
+    assert "extra credit" not in text.lower() and "bonus" not in text.lower()
+    assert text.rstrip().endswith("instructor asked."), "How to submit is the last cell"
 
 
 def test_master_spells_out_no_steps_and_offers_hints() -> None:
     text = MASTER.read_text()
     assert "# Steps:" not in text
-    assert "ex1.hint(" in text and "ex1.check_all()" in text
+    assert "ex1.check_all()" in text
     for heading in (
         "Learning objectives",
         "Prerequisites",
@@ -110,21 +120,25 @@ def test_master_spells_out_no_steps_and_offers_hints() -> None:
     assert text.index("DSPy's own cache") < text.index("## Task 1"), "the why before the how"
     for task in ex1.ex.tasks.values():
         assert len(task.hints) >= 2, task.key
+        assert f'ex1.hint("{task.key}")' in text, f"the task text names its hint key {task.key!r}"
 
 
 def test_one_task_cannot_cost_another_tasks_points(blank: dict) -> None:
-    """Tasks 4 and 5 get full marks with Tasks 1-3 still blank (own cache and key)."""
+    """Tasks 2 and 3 get full marks with Task 1 still blank (Task 3: its own cache and key)."""
     student = dict(blank)
     solutions = {
         _nbgrader(c)["grade_id"]: c.source for c in _cells() if _nbgrader(c).get("solution")
     }
-    for grade_id in ("expiry", "cached_module"):
+    for grade_id in ("disk_cache", "cached_module"):
         run_cell(solutions[grade_id], student)
     sources = dict(GRADED)
-    run_cell(sources["test_expiry"], student)
+    run_cell(sources["test_disk_cache"], student)
     run_cell(sources["test_cached_module"], student)
     with pytest.raises(NotImplementedError):
-        run_cell(sources["test_disk_cache"], student)
+        run_cell(sources["test_cache_key"], student)
+    student = dict(blank)  # Task 3 alone: Tasks 1 and 2 blank
+    run_cell(solutions["cached_module"], student)
+    run_cell(sources["test_cached_module"], student)
 
 
 # -- self-checks: correct on the solution, not attempted on the stub -------------------------------
@@ -145,259 +159,168 @@ def test_check_is_not_attempted_on_stub(key: str, blank: dict) -> None:
     assert result.outcome == "not attempted", result
 
 
-def test_check_all_reports_core_and_optional(solved: dict, blank: dict) -> None:
+@pytest.mark.parametrize("key", CHECKS)
+def test_check_says_not_attempted_for_a_non_callable(key: str) -> None:
+    task = CHECKS[key]
+    result = task.run(*(None for _ in task.needs))
+    assert result.outcome == "not attempted" and "not a function or class" in result.message
+
+
+def test_check_all_reports_core_and_optional_and_the_optional_has_no_points(
+    solved: dict, blank: dict
+) -> None:
     good = ex1.check_all(solved)
     assert good and all(result for _, result in good.rows)
     assert [(task.key, task.core, task.points) for task, _ in good.rows] == [
         ("key", True, 2),
-        ("atomic_io", True, 2),
-        ("disk_cache", True, 2),
-        ("expiry", True, 2),
+        ("disk_cache", True, 3),
         ("cached_module", True, 3),
-        ("similar", False, 2),
+        ("similar", False, 0),
     ]
-    assert "core: 11/11" in repr(good)
+    assert "core: 8/8" in repr(good) and "extra-credit" not in repr(good)
     empty = ex1.check_all(blank)
-    assert not empty and "core: 0/11" in repr(empty)
+    assert not empty and "core: 0/8" in repr(empty)
     assert {result.outcome for _, result in empty.rows} == {"not attempted"}
     assert "not defined" in repr(ex1.check_all({}))
+    only_optional_undone = {**solved, **{k: blank[k] for k in ex1.ex.tasks["similar"].needs}}
+    summary = ex1.check_all(only_optional_undone)
+    assert summary and "core: 8/8" in repr(summary), "an undone optional task costs nothing"
 
 
-def test_hints_come_in_levels() -> None:
+def test_hints_come_in_levels_and_any_name_of_a_task_finds_them() -> None:
     first, second = ex1.hint("key"), ex1.hint("key")
     assert (first.level, second.level) == (1, 2) and first.text != second.text
     assert "tag_types" in ex1.hint("key", level=3).text
-    with pytest.raises(KeyError, match="tasks are"):
-        ex1.hint("nope")
+    for name in ("Task 2", "task 2", 2, "disk_cache"):
+        assert ex1.hint(name, level=1).title.startswith("Task 2"), name
+    wrong = ex1.hint("nope")
+    assert wrong.level == 0 and "disk_cache" in repr(wrong) and "\n" not in repr(wrong)
 
 
-# -- self-checks: typical wrong answers get a specific "incorrect" ---------------------------------
-def _incorrect(result, *phrases: str) -> None:
-    assert result.outcome == "incorrect", result
-    for phrase in phrases:
-        assert phrase in result.message, result.message
+# -- Run All: the release stops once at the first unfinished task; optional parts never stop it --
+def _run_all(sources: list[str]) -> tuple[int | None, BaseException | None, str]:
+    """Run cells as a fresh kernel does (its own `__main__`, top-level `await`, no `__future__`
+    flags of this file) on the grading model: the first failing cell, its error, what it printed."""
+    loop = asyncio.new_event_loop()
+    main = types.ModuleType("__main__")  # `check_all()` reads the notebook's names from here
+    printed = io.StringIO()
+    flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+    try:
+        with (
+            mock.patch.dict(sys.modules, {"__main__": main}),
+            contextlib.redirect_stdout(printed),
+            contextlib.redirect_stderr(printed),
+        ):
+            for index, source in enumerate(sources):
+                try:
+                    code = compile(
+                        source, f"<cell {index}>", "exec", flags=flags, dont_inherit=True
+                    )
+                    result = eval(code, main.__dict__)
+                    if asyncio.iscoroutine(result):
+                        loop.run_until_complete(result)
+                except Exception as exc:
+                    return index, exc, printed.getvalue()
+    finally:
+        loop.close()
+    return None, None, printed.getvalue()
 
 
-def test_inputs_only_md5_key_is_incorrect() -> None:
-    def md5_of_inputs(inputs, *, signature, model, lm_settings=None):
-        return hashlib.md5(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
-
-    _incorrect(ex1.check_cache_key(md5_of_inputs), "64 lowercase hex")
-
-
-def test_unsorted_key_is_incorrect() -> None:
-    def unsorted(inputs, *, signature, model, lm_settings=None):
-        return hashlib.sha256(
-            json.dumps([inputs, signature, model, lm_settings]).encode()
-        ).hexdigest()
-
-    _incorrect(ex1.check_cache_key(unsorted), "sort_keys")
+@pytest.fixture
+def grading_model(monkeypatch):
+    """The grading model, as the autograder's kernels get it; afterwards DSPy's global settings
+    (which the notebook's `wb.setup()` changes) are as they were."""
+    for name, value in GRADING_ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    before = {name: dspy.settings.get(name) for name in ("lm", "adapter")}
+    yield
+    dspy.configure(**before)
+    wbc.use_dspy_memory_cache()
 
 
-def test_key_that_merges_types_is_incorrect() -> None:
-    def default_str(inputs, *, signature, model, lm_settings=None):
-        payload = {"i": inputs, "s": signature, "m": model, "l": lm_settings or {}}
-        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
-
-    _incorrect(ex1.check_cache_key(default_str), "list and a tuple")
-
-
-def test_key_without_return_is_incorrect() -> None:
-    _incorrect(ex1.check_cache_key(lambda inputs, **kw: None), "forget `return`")
-
-
-def test_naive_write_and_trusting_read_are_incorrect(solved: dict) -> None:
-    def trusting_read(path):
-        return json.loads(Path(path).read_text())
-
-    _incorrect(ex1.check_atomic_io(solved["write_json_atomic"], trusting_read), "raised", "miss")
-
-    def no_recursion_guard(path):
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        return data if isinstance(data, dict) else None
-
-    _incorrect(
-        ex1.check_atomic_io(solved["write_json_atomic"], no_recursion_guard), "RecursionError"
-    )
-
-    def direct_write(path, data):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "w") as handle:
-            json.dump(data, handle)
-
-    _incorrect(ex1.check_atomic_io(direct_write, solved["read_json_entry"]), "os.replace")
+def _code_sources(blank_ids: tuple[str, ...]) -> list[tuple[dict, str]]:
+    out = []
+    for cell in _cells():
+        if cell.cell_type != "code":
+            continue
+        source = cell.source
+        if _nbgrader(cell).get("solution") and _nbgrader(cell)["grade_id"] in blank_ids:
+            source = blank_solutions(source)
+        out.append((_nbgrader(cell), source))
+    return out
 
 
-def test_temp_file_in_another_folder_or_without_suffix_is_incorrect(
-    solved: dict, tmp_path: Path
-) -> None:
-    def replace_from_elsewhere(path, data):
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = tmp_path / "elsewhere.tmp"
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, path)
-
-    _incorrect(
-        ex1.check_atomic_io(replace_from_elsewhere, solved["read_json_entry"]),
-        "same folder",
-        "EXDEV",
-    )
-
-    def no_suffix(path, data):
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".part")
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, path)
-
-    _incorrect(ex1.check_atomic_io(no_suffix, solved["read_json_entry"]), "`.tmp`")
+def test_release_run_all_stops_once_at_task_1s_graded_cell(grading_model) -> None:
+    cells = _code_sources(blank_ids=SOLUTIONS)
+    index, error, printed = _run_all([source for _, source in cells])
+    assert isinstance(error, NotImplementedError), (index, error)
+    assert cells[index][0].get("grade_id") == "test_cache_key", cells[index][0]
+    assert "Traceback" not in printed and "WARNING" not in printed
 
 
-def test_cache_crashing_on_corrupt_file_is_incorrect(solved: dict) -> None:
-    class CrashingCache(solved["DiskCache"]):
-        def get(self, key):
-            entry = (
-                json.loads(self.path_for(key).read_text()) if self.path_for(key).exists() else None
-            )
-            if entry is None:
-                self.misses += 1
-                return None
-            self.hits += 1
-            return entry["value"]
-
-    _incorrect(ex1.check_disk_cache(CrashingCache), "truncated")
+def test_run_all_with_only_the_optional_task_undone_reaches_check_all(grading_model) -> None:
+    cells = _code_sources(blank_ids=("similar_cache",))
+    index, error, printed = _run_all([source for _, source in cells])
+    assert error is None, f"cell {index} raised {error!r}"
+    assert "(the optional similarity task is not done — skipped)" in printed
 
 
-def test_cache_ignoring_is_stale_is_incorrect(solved: dict) -> None:
-    read = solved["read_json_entry"]
-
-    class IgnoresStale(solved["DiskCache"]):
-        def get(self, key):
-            entry = read(self.path_for(key))
-            if entry is None or "value" not in entry:
-                self.misses += 1
-                return None
-            self.hits += 1
-            return entry["value"]
-
-    _incorrect(ex1.check_disk_cache(IgnoresStale), "is_stale")
-
-
-def test_naive_expiry_is_incorrect(solved: dict) -> None:
-    def naive_age(entry, now):
-        created = entry.get("created")
-        return now - created if isinstance(created, int | float) else None
-
-    _incorrect(ex1.check_expiry(solved["ExpiringCache"], naive_age), "nan")
-
-    class NoOrphans(solved["ExpiringCache"]):
-        def clear(self):
-            removed = 0
-            for path in self.directory.glob("*.json"):
-                path.unlink()
-                removed += 1
-            return removed
-
-    _incorrect(ex1.check_expiry(NoOrphans, solved["entry_age"]), "remove_orphans")
-
-
-def test_module_dividing_by_zero_is_incorrect(solved: dict) -> None:
-    class Divides(solved["CachedPredict"]):
-        @property
-        def hit_rate(self):
-            return self.hits / (self.hits + self.misses)
-
-    _incorrect(ex1.check_cached_module(Divides), "ZeroDivisionError")
-
-
-def test_module_losing_the_answer_or_its_type_is_incorrect(solved: dict) -> None:
-    class Untyped(solved["CachedPredict"]):
-        def forward(self, **inputs):
-            key = self.cache_key(inputs)
-            stored = self.cache.get(key)
-            if stored is not None:
-                self.hits += 1
-                return dspy.Prediction(**stored)
-            self.misses += 1
-            prediction = self.predict(**inputs)
-            self.cache.put(key, self.encode(prediction))
-            return prediction
-
-    _incorrect(ex1.check_cached_module(Untyped), "decode")
-
-    class Unguarded(Untyped):
-        def forward(self, **inputs):
-            key = self.cache_key(inputs)
-            cached = self.decode(self.cache.get(key))
-            if cached is not None:
-                self.hits += 1
-                return cached
-            self.misses += 1
-            prediction = self.predict(**inputs)
-            self.cache.put(key, self.encode(prediction))
-            return prediction
-
-    _incorrect(ex1.check_cached_module(Unguarded), "No space left")
-
-
-def test_naive_similarity_is_incorrect(solved: dict) -> None:
-    import re
-
-    def naive_normalize(text):
-        return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
-
-    _incorrect(
-        ex1.check_similar_cache(
-            solved["SimilarQuestionCache"], naive_normalize, solved["question_similarity"]
-        ),
-        "normalize_question",
-    )
-
-    class Loose(solved["SimilarQuestionCache"]):
-        def __init__(self, threshold: float = 0.2):
-            super().__init__(threshold)
-
-    _incorrect(
-        ex1.check_similar_cache(Loose, solved["normalize_question"], solved["question_similarity"]),
-        "Spain",
-    )
-
-
-def test_check_rejects_a_non_callable() -> None:
-    _incorrect(ex1.check_cache_key("make_cache_key"), "function or class")
+def test_release_run_all_with_task_2_undone_stops_at_its_graded_cell(grading_model) -> None:
+    cells = _code_sources(blank_ids=("disk_cache", "similar_cache"))
+    index, error, _ = _run_all([source for _, source in cells])
+    assert isinstance(error, NotImplementedError)
+    assert cells[index][0].get("grade_id") == "test_disk_cache"
 
 
 # -- the given code of the master ------------------------------------------------------------------
 def test_key_covers_output_types_descriptions_adapter_and_demos(solved: dict) -> None:
-    CachedPredict, cache = solved["CachedPredict"], {}
-
-    class Store:
-        get, put = cache.get, cache.__setitem__
-
+    CachedPredict = solved["CachedPredict"]
     keys = {}
-    with dspy.context(lm=__import__("dspy_workbook").sim_lm(latency=0.0)):
+    with dspy.context(lm=wb.sim_lm(latency=0.0)):
         for label, sig in {
             "str": "question -> answer",
             "int": "question -> answer: int",
             "list": "question -> answer: list[str]",
         }.items():
-            keys[label] = CachedPredict(sig, cache=Store()).cache_key({"question": "q"})
+            keys[label] = CachedPredict(sig, cache=wbc.DictCache()).cache_key({"question": "q"})
         described = dspy.Signature("question -> answer").with_updated_fields(
             "answer", desc="one word"
         )
-        keys["desc"] = CachedPredict(described, cache=Store()).cache_key({"question": "q"})
+        keys["desc"] = CachedPredict(described, cache=wbc.DictCache()).cache_key({"question": "q"})
         with dspy.context(adapter=dspy.JSONAdapter()):
-            keys["json adapter"] = CachedPredict(cache=Store()).cache_key({"question": "q"})
-        demoed = CachedPredict(cache=Store())
+            keys["json adapter"] = CachedPredict(cache=wbc.DictCache()).cache_key({"question": "q"})
+        demoed = CachedPredict(cache=wbc.DictCache())
         demoed.predict.demos = [dspy.Example(question="a", answer="b")]
         keys["demos"] = demoed.cache_key({"question": "q"})
-        again = CachedPredict("question -> answer", cache=Store()).cache_key({"question": "q"})
+        plain = CachedPredict("question -> answer", cache=wbc.DictCache())
+        again = plain.cache_key({"question": "q"})
+        with dspy.context(lm=wb.sim_lm(latency=0.0, temperature=0.9)):
+            keys["temperature"] = plain.cache_key({"question": "q"})
     assert again == keys["str"]
     assert len(set(keys.values())) == len(keys), keys
+
+
+def test_disk_cache_given_methods_invalidate_by_key_age_and_namespace(solved: dict) -> None:
+    clock = wbc.ManualClock()
+    cache = solved["DiskCache"](Path("root"), ttl=60, clock=clock)
+    other = solved["DiskCache"](Path("root"), namespace="v2", clock=clock)
+    for key in ("a", "b"):
+        cache.put(key, key.upper())
+    other.put("a", "v2's")
+    clock.advance(100)
+    cache.put("new", "fresh")
+    cache.path_for("nan").write_text('{"key": "nan", "created": NaN, "value": 1}')
+    cache.invalidate("missing")  # no error for a key that is not there
+    cache.invalidate("new")
+    assert cache.get("new") is None
+    assert cache.invalidate_older_than(50) == 3  # a, b and the damaged one
+    cache.put("c", "C")
+    assert cache.clear() == 1 and list(cache.directory.glob("*.json")) == []
+    assert other.get("a") == "v2's", "a namespace is cleared on its own"
+    for bad in ("../x", "", "a/b"):
+        with pytest.raises(ValueError, match="namespace"):
+            solved["DiskCache"](Path("root"), namespace=bad)
 
 
 # -- support code ----------------------------------------------------------------------------------
@@ -496,3 +419,74 @@ def test_dspy_disk_cache_switch(tmp_path: Path) -> None:
     finally:
         wbc.use_dspy_memory_cache()
     assert not dspy.cache.enable_disk_cache and dspy.cache.enable_memory_cache
+
+
+def test_tag_types_keeps_apart_what_json_merges_and_ignores_order() -> None:
+    from decimal import Decimal
+
+    for left, right in [
+        (["a"], ("a",)),
+        ({1: "x"}, {"1": "x"}),
+        (Decimal("1.10"), "1.10"),
+        (datetime.date(2024, 1, 2), "2024-01-02"),
+        ({"a"}, ["a"]),
+        (1, True),
+    ]:
+        assert json.dumps(wbc.tag_types(left)) != json.dumps(wbc.tag_types(right)), (left, right)
+    assert wbc.tag_types({"a": 1, "b": [2]}) == wbc.tag_types({"b": [2], "a": 1})
+    assert wbc.tag_types({3, 1, 2}) == wbc.tag_types({2, 3, 1})
+    json.dumps(wbc.tag_types({"x": {Decimal(1): (1, {2})}}))  # always JSON-ready
+
+
+def test_check_seconds_accepts_durations_and_refuses_nonsense() -> None:
+    assert wbc.check_seconds("ttl", 0) == 0.0 and wbc.check_seconds("ttl", 2.5) == 2.5
+    for bad in (float("nan"), float("inf"), -1, True, "60", None, 10**400):
+        with pytest.raises(ValueError, match="ttl must be a finite number of seconds"):
+            wbc.check_seconds("ttl", bad)
+
+
+def test_dict_cache_stores_and_can_fail_like_a_full_disk() -> None:
+    cache = wbc.DictCache()
+    assert cache.get("k") is None
+    cache.put("k", {"answer": "a"})
+    assert cache.get("k") == {"answer": "a"}
+    with pytest.raises(OSError, match="full"):
+        wbc.DictCache(OSError(28, "disk full")).put("k", 1)
+
+
+def test_outputs_are_stored_as_json_and_come_back_typed() -> None:
+    class When(dspy.Signature):
+        """Answer with a date and a count."""
+
+        question: str = dspy.InputField()
+        day: datetime.date = dspy.OutputField()
+        count: int = dspy.OutputField()
+
+    prediction = dspy.Prediction(day=datetime.date(1969, 7, 20), count=3)
+    stored = wbc.encode_outputs(When, prediction)
+    assert json.loads(json.dumps(stored)) == {"day": "1969-07-20", "count": 3}
+    back = wbc.decode_outputs(When, stored)
+    assert back.day == datetime.date(1969, 7, 20) and back.count == 3
+    for wrong in (None, [], {"day": "1969-07-20"}, {"day": "soon", "count": 3}):
+        assert wbc.decode_outputs(When, wrong) is None, wrong
+    with pytest.raises(TypeError, match="count"):
+        wbc.encode_outputs(When, dspy.Prediction(day=datetime.date(2000, 1, 1), count=object()))
+
+
+def test_lm_in_use_says_how_to_configure_one() -> None:
+    with dspy.context(lm=None), pytest.raises(wb.BackendError, match="wb.setup"):
+        wbc.lm_in_use(dspy.Predict("question -> answer"))
+
+
+# -- the optional task: its self-check tells right from wrong (no graded cell to agree with) ------
+OPTIONAL = {entry.name: entry for entry in optional_catalogue.OPTIONAL}
+
+
+@pytest.mark.parametrize("name", OPTIONAL)
+def test_the_optional_self_check_refuses_a_wrong_similarity_cache(name: str) -> None:
+    entry = OPTIONAL[name]
+    namespace = vars(load_solutions(MASTER.stem))  # the notebook's imports only
+    exec(compile(entry.source, f"<{name}>", "exec", dont_inherit=True), namespace)
+    task = ex1.ex.tasks["similar"]
+    result = task.run(*(namespace[n] for n in task.needs))
+    assert (result.outcome == "correct") is entry.correct, result

@@ -25,9 +25,7 @@ from answer_key import ROOT, load_solutions  # noqa: E402 (tools/ is on sys.path
 import dspy_workbook as wb
 from dspy_workbook import caching as wbc
 
-KEY = load_solutions(
-    "01_caching", "cache_key", "atomic_io", "disk_cache", "expiry", "cached_module", "similar_cache"
-)
+KEY = load_solutions("01_caching", "cache_key", "disk_cache", "cached_module", "similar_cache")
 HEX = "ab" * 32
 
 
@@ -47,7 +45,7 @@ def _files(folder: Path) -> list[str]:
     ["../../escaped", "/tmp/x", "..", "a/b", "a.json", "", "k\x00", "x" * 129, "ключ", 42, None],
 )
 def test_a_key_that_is_not_a_plain_file_name_is_refused(tmp_path: Path, key: Any) -> None:
-    cache = KEY.ExpiringCache(tmp_path / "root" / "cache")
+    cache = KEY.DiskCache(tmp_path / "root" / "cache")
     before = _files(tmp_path)
     for method, args in (("put", (key, "v")), ("get", (key,)), ("invalidate", (key,))):
         with pytest.raises(ValueError, match="file name"):
@@ -59,13 +57,15 @@ def test_invalidate_cannot_delete_outside_the_cache(tmp_path: Path) -> None:
     victim = tmp_path / "root" / "victim.json"
     victim.parent.mkdir(parents=True)
     victim.write_text("{}")
-    cache = KEY.ExpiringCache(tmp_path / "root" / "cache")
+    cache = KEY.DiskCache(tmp_path / "root" / "cache")
     for key in ("../../victim", "../victim", str(victim.with_suffix(""))):
         with pytest.raises(ValueError):
             cache.invalidate(key)
     assert victim.exists()
     cache.put(HEX, "fine")
-    assert cache.get(HEX) == "fine" and cache.invalidate(HEX) is True
+    assert cache.get(HEX) == "fine"
+    cache.invalidate(HEX)
+    assert cache.get(HEX) is None and not cache.path_for(HEX).exists()
 
 
 @pytest.mark.parametrize("link_at", ["ex1", "ex1/demo"])
@@ -95,16 +95,16 @@ def test_an_entry_with_a_damaged_timestamp_is_a_miss_and_is_cleaned_up(
     tmp_path: Path, created: Any
 ) -> None:
     clock = wbc.ManualClock()
-    cache = KEY.ExpiringCache(tmp_path, ttl=3600, clock=clock)
-    KEY.write_json_atomic(
+    cache = KEY.DiskCache(tmp_path, ttl=3600, clock=clock)
+    wbc.write_json_atomic(
         cache.path_for(HEX), {"key": HEX, "created": created, "value": "stale forever?"}
     )
-    assert cache.get(HEX) is None and cache.misses == 1
+    assert cache.get(HEX) is None
     assert cache.invalidate_older_than(0) == 1 and not cache.path_for(HEX).exists()
 
 
 def test_a_timestamp_written_as_nan_text_by_json_is_a_miss(tmp_path: Path) -> None:
-    cache = KEY.ExpiringCache(tmp_path, ttl=10, clock=wbc.ManualClock())
+    cache = KEY.DiskCache(tmp_path, ttl=10, clock=wbc.ManualClock())
     for text in ("NaN", "Infinity", "-Infinity", "1e400"):
         cache.path_for(HEX).write_text(f'{{"key": "{HEX}", "created": {text}, "value": 1}}')
         assert cache.get(HEX) is None, text
@@ -112,21 +112,21 @@ def test_a_timestamp_written_as_nan_text_by_json_is_a_miss(tmp_path: Path) -> No
 
 @pytest.mark.parametrize("depth", [1_000, 100_000])
 def test_deeply_nested_json_is_a_miss_not_a_recursion_error(tmp_path: Path, depth: int) -> None:
-    cache = KEY.ExpiringCache(tmp_path)
+    cache = KEY.DiskCache(tmp_path)
     cache.path_for(HEX).write_text("[" * depth + "]" * depth)
     assert cache.get(HEX) is None
     cache.path_for(HEX).write_text('{"value": ' * depth)
-    assert cache.get(HEX) is None and cache.misses == 2
+    assert cache.get(HEX) is None
 
 
 @pytest.mark.parametrize("ttl", [float("nan"), float("inf"), -1, "60", True])
 def test_nonsensical_ttl_is_refused_clearly(tmp_path: Path, ttl: Any) -> None:
     with pytest.raises(ValueError, match="finite number of seconds"):
-        KEY.ExpiringCache(tmp_path, ttl=ttl)
+        KEY.DiskCache(tmp_path, ttl=ttl)
 
 
 def test_nonsensical_clean_up_age_is_refused(tmp_path: Path) -> None:
-    cache = KEY.ExpiringCache(tmp_path)
+    cache = KEY.DiskCache(tmp_path)
     cache.put(HEX, 1)
     for seconds in (float("nan"), -5):
         with pytest.raises(ValueError, match="seconds"):
@@ -136,19 +136,17 @@ def test_nonsensical_clean_up_age_is_refused(tmp_path: Path) -> None:
 
 # -- writers killed mid-write ----------------------------------------------------------------------
 WRITER = """
-import os, sys, time
-sys.path.insert(0, {tools!r})
-from answer_key import load_solutions
-key = load_solutions("01_caching", "atomic_io")
+import os, time
+from dspy_workbook.caching import write_json_atomic
 os.replace = lambda *args: time.sleep(120)  # stop between the temp file and the swap
 print("writing", flush=True)
-key.write_json_atomic({target!r}, {{"key": "k", "created": 0, "value": "x" * 100_000}})
+write_json_atomic({target!r}, {{"key": "k", "created": 0, "value": "x" * 100_000}})
 """
 
 
 def _kill_a_writer_mid_write(folder: Path, name: str) -> Path:
     """Start a real writer, SIGKILL it once its temp file exists; return that orphan."""
-    script = WRITER.format(tools=str(ROOT / "tools"), target=str(folder / f"{name}.json"))
+    script = WRITER.format(target=str(folder / f"{name}.json"))
     writer = subprocess.Popen(
         [sys.executable, "-c", script],
         stdout=subprocess.PIPE,
@@ -170,23 +168,23 @@ def _kill_a_writer_mid_write(folder: Path, name: str) -> Path:
 
 
 def test_orphans_of_killed_writers_are_removed_by_age(tmp_path: Path) -> None:
-    cache = KEY.ExpiringCache(tmp_path)
+    cache = KEY.DiskCache(tmp_path)
     orphans = [_kill_a_writer_mid_write(cache.directory, HEX[: 10 + i]) for i in range(2)]
     assert all(o.stat().st_size > 0 for o in orphans) and cache.clear() == 0
     assert all(o.exists() for o in orphans), "young temp files may belong to live writers: kept"
-    long_ago = time.time() - 2 * KEY.ORPHAN_SECONDS
+    long_ago = time.time() - 2 * wbc.ORPHAN_SECONDS
     os.utime(orphans[0], (long_ago, long_ago))
     assert cache.clear() == 0 and not orphans[0].exists() and orphans[1].exists()
     os.utime(orphans[1], (long_ago, long_ago))
-    KEY.ExpiringCache(tmp_path)  # opening the cache sweeps too
+    KEY.DiskCache(tmp_path)  # opening the cache sweeps too
     assert not orphans[1].exists()
     assert list(cache.directory.iterdir()) == []
 
 
 def test_invalidate_older_than_sweeps_orphans(tmp_path: Path) -> None:
-    cache = KEY.ExpiringCache(tmp_path)
+    cache = KEY.DiskCache(tmp_path)
     orphan = _kill_a_writer_mid_write(cache.directory, HEX)
-    long_ago = time.time() - 2 * KEY.ORPHAN_SECONDS
+    long_ago = time.time() - 2 * wbc.ORPHAN_SECONDS
     os.utime(orphan, (long_ago, long_ago))
     cache.invalidate_older_than(10)
     assert not orphan.exists()
@@ -195,7 +193,7 @@ def test_invalidate_older_than_sweeps_orphans(tmp_path: Path) -> None:
 # -- keys cover everything that changes the answer or its type ------------------------------------
 def test_a_typed_predictor_is_not_served_the_text_of_an_untyped_one(tmp_path: Path) -> None:
     sim = wb.sim_lm(latency=0.0, answers={"How many": "8"})
-    cache = KEY.ExpiringCache(tmp_path)
+    cache = KEY.DiskCache(tmp_path)
     with dspy.context(lm=sim):
         as_text = KEY.CachedPredict("question -> answer", cache=cache)
         as_int = KEY.CachedPredict("question -> answer: int", cache=cache)
@@ -258,9 +256,9 @@ class _When(dspy.Signature):
 def test_a_date_output_is_stored_and_comes_back_as_a_date(tmp_path: Path) -> None:
     sim = wb.sim_lm(latency=0.0, answers={"moon": "1969-07-20"})
     with dspy.context(lm=sim):
-        program = KEY.CachedPredict(_When, cache=KEY.ExpiringCache(tmp_path))
+        program = KEY.CachedPredict(_When, cache=KEY.DiskCache(tmp_path))
         first = program(question="When did people land on the moon?")
-        fresh = KEY.CachedPredict(_When, cache=KEY.ExpiringCache(tmp_path))
+        fresh = KEY.CachedPredict(_When, cache=KEY.DiskCache(tmp_path))
         second = fresh(question="When did people land on the moon?")
     assert first.answer == second.answer == datetime.date(1969, 7, 20)
     assert (fresh.hits, sim.engine.stats.calls) == (1, 1)
@@ -278,7 +276,7 @@ def _answer_with_warning(program: Any, question: str) -> tuple[Any, list[str]]:
 def test_an_output_that_cannot_be_stored_is_returned_with_a_warning(tmp_path: Path) -> None:
     unstorable = object()
     with dspy.context(lm=wb.sim_lm(latency=0.0)):
-        program = KEY.CachedPredict(cache=KEY.ExpiringCache(tmp_path))
+        program = KEY.CachedPredict(cache=KEY.DiskCache(tmp_path))
         with mock.patch.object(
             dspy.Predict, "__call__", lambda self, **kw: dspy.Prediction(answer=unstorable)
         ):
@@ -289,7 +287,7 @@ def test_an_output_that_cannot_be_stored_is_returned_with_a_warning(tmp_path: Pa
 
 
 def test_a_full_disk_costs_the_cache_entry_not_the_answer(tmp_path: Path) -> None:
-    cache = KEY.ExpiringCache(tmp_path)
+    cache = KEY.DiskCache(tmp_path)
     with (
         dspy.context(lm=wb.sim_lm(latency=0.0)),
         mock.patch("json.dump", side_effect=OSError(28, "No space left on device")),
@@ -301,7 +299,7 @@ def test_a_full_disk_costs_the_cache_entry_not_the_answer(tmp_path: Path) -> Non
 
 
 def test_a_cache_folder_that_cannot_be_written_costs_nothing_but_the_entry(tmp_path: Path) -> None:
-    cache = KEY.ExpiringCache(tmp_path)
+    cache = KEY.DiskCache(tmp_path)
     cache.directory.rmdir()
     cache.directory.write_text("a file where the folder was")  # works as root too, unlike chmod
     sim = wb.sim_lm(latency=0.0)

@@ -1,6 +1,8 @@
 """Exercise 2 (async DSPy): the support code measures right; the self-checks tell right from wrong.
 
 Everything runs on the simulated provider with small latencies; each async test is bounded in time.
+The graded tasks' right and wrong answers live in `tests/catalogue/ex2_async.py` and are graded by
+`tests/test_agreement.py`; the going-further tasks' entries (self-checks only) are run here.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import random
+import time
 
 import dspy
 import pytest
@@ -37,24 +40,17 @@ def json_adapter():
 # -- the answers: the master's own solution cells, and the wrong variants the checks must catch ----
 KEY = load_solutions(
     "02_async",
-    "aforward",
     "run_bounded",
     "token_bucket",
     "timeout",
     "as_completed",
     "stream_answer",
 )
-DraftThenPolish = KEY.DraftThenPolish
 run_bounded = KEY.run_bounded
 TokenBucket = KEY.TokenBucket
 ask_with_timeout = KEY.ask_with_timeout
 answers_as_completed = KEY.answers_as_completed
 stream_answer = KEY.stream_answer
-
-
-class BlockingAforward(DraftThenPolish):
-    async def aforward(self, question: str) -> dspy.Prediction:
-        return self.forward(question)  # blocks the loop: the trap the check must catch
 
 
 async def naive_stream_answer(program: dspy.Module, question: str):
@@ -274,7 +270,6 @@ def test_dspy_streamify_abandoned_midway_errors_in_another_task() -> None:
 
 def test_checks_accept_the_reference_answers() -> None:
     results = [
-        ex2.check_aforward(DraftThenPolish),
         ex2.check_run_bounded(run_bounded),
         ex2.check_token_bucket(TokenBucket),
         ex2.check_timeout(ask_with_timeout),
@@ -285,19 +280,43 @@ def test_checks_accept_the_reference_answers() -> None:
 
 
 def test_checks_report_untouched_starters_as_not_attempted() -> None:
-    class Starter(dspy.Module):
-        async def aforward(self, question: str):
+    class StarterBucket(TokenBucket):
+        async def acquire(self) -> None:
             raise NotImplementedError()
 
     async def starter(*args):
         raise NotImplementedError()
 
-    assert ex2.check_aforward(Starter).outcome == "not attempted"
     assert ex2.check_run_bounded(starter).outcome == "not attempted"
+    assert ex2.check_token_bucket(StarterBucket).outcome == "not attempted"
     assert ex2.check_timeout(starter).outcome == "not attempted"
     assert ex2.check_as_completed(starter).outcome == "not attempted"
     assert ex2.check_stream(starter).outcome == "not attempted"
-    assert ex2.check_stream(None).outcome == "not attempted"
+
+
+@pytest.mark.parametrize("answer", [None, ..., "run_bounded", 42])
+def test_an_answer_that_is_not_a_function_yet_is_not_attempted(answer) -> None:
+    for check in (
+        ex2.check_run_bounded,
+        ex2.check_token_bucket,
+        ex2.check_timeout,
+        ex2.check_as_completed,
+        ex2.check_stream,
+    ):
+        result = check(answer)
+        assert result.outcome == "not attempted", (check.__name__, result)
+
+
+def test_a_sync_function_returning_a_coroutine_is_judged_by_what_it_does() -> None:
+    def not_async_def(program, questions, limit):  # returns an awaitable: a fair answer
+        return run_bounded(program, questions, limit)
+
+    def returns_list(program, questions, limit):
+        return []
+
+    assert ex2.check_run_bounded(not_async_def).outcome == "correct"
+    result = ex2.check_run_bounded(returns_list)
+    assert result.outcome == "incorrect" and "not something to `await`" in result.message
 
 
 def test_checks_want_async_generators_where_results_stream() -> None:
@@ -306,11 +325,6 @@ def test_checks_want_async_generators_where_results_stream() -> None:
 
     result = ex2.check_as_completed(returns_list)
     assert result.outcome == "incorrect" and "async generator" in result.message
-
-
-def test_check_aforward_catches_a_blocking_aforward() -> None:
-    result = ex2.check_aforward(BlockingAforward)
-    assert result.outcome == "incorrect" and "blocks" in result.message
 
 
 def test_check_run_bounded_catches_an_unbounded_or_fragile_runner() -> None:
@@ -330,6 +344,15 @@ def test_check_run_bounded_catches_an_unbounded_or_fragile_runner() -> None:
 
     assert "in flight at once" in ex2.check_run_bounded(unbounded).message
     assert "return_exceptions" in ex2.check_run_bounded(fragile).message
+
+
+def test_check_run_bounded_names_the_students_line_when_their_code_raises() -> None:
+    async def broken(program, questions, limit):
+        return {}["missing"]
+
+    result = ex2.check_run_bounded(broken)
+    assert result.outcome == "incorrect"
+    assert "`run_bounded` raised KeyError" in result.message and "your line" in result.message
 
 
 def test_check_token_bucket_catches_a_bucket_that_never_waits() -> None:
@@ -364,50 +387,42 @@ def test_check_stream_catches_an_unclean_close() -> None:
     assert result.outcome == "incorrect" and "left an error behind" in result.message
 
 
-# -- every wrong submission the graded cells refuse, the self-checks refuse too -------------------
+# -- the going-further tasks' catalogue: self-checks only (no graded cells) ---------------------
 
-from test_ex2_wrong_submissions import WRONG  # noqa: E402  (tests/ is on sys.path under pytest)
-
-SELF_CHECK_CASES = [(task, name) for task, wrongs in WRONG.items() for name in wrongs]
+from tests.catalogue.ex2_async import OPTIONAL  # noqa: E402
 
 
-@pytest.mark.parametrize(
-    ("task", "name"), SELF_CHECK_CASES, ids=[f"{t}: {n}" for t, n in SELF_CHECK_CASES]
-)
-def test_the_self_check_flags_each_wrong_submission(
-    task: str, name: str, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("entry", OPTIONAL, ids=[f"{e.task}: {e.name}" for e in OPTIONAL])
+def test_each_going_further_entry_gets_the_verdict_it_deserves(
+    entry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for attr in cc.__all__:  # a submission may reassign `cc.…`: restore them afterwards
         monkeypatch.setattr(cc, attr, getattr(cc, attr))
-    namespace = dict(vars(load_solutions("02_async", task)))
-    exec(compile(WRONG[task][name], f"<{task}: {name}>", "exec"), namespace)
-    registered = ex2.ex.tasks[task]
+    namespace = dict(vars(load_solutions("02_async", entry.task)))
+    exec(compile(entry.source, f"<{entry.task}: {entry.name}>", "exec"), namespace)
+    registered = ex2.ex.tasks[entry.task]
+    assert not registered.core and registered.points == 0  # optional work carries no points
     result = registered.run(*(namespace[n] for n in registered.needs))
-    assert result.outcome in {"incorrect", "error"}, result
-    assert "did not finish" not in result.message or task == "run_bounded", result
+    if entry.correct:
+        assert result.outcome == "correct", result
+    else:
+        assert result.outcome in {"incorrect", "error"}, result
+        assert "did not finish" not in result.message, result  # a specific message, not a hang
 
 
 def test_check_all_reports_core_and_optional_tasks_with_points() -> None:
-    namespace = {
-        "DraftThenPolish": DraftThenPolish,
-        "run_bounded": run_bounded,
-        "TokenBucket": TokenBucket,
-        "ask_with_timeout": ask_with_timeout,
-    }
+    namespace = {"run_bounded": run_bounded, "TokenBucket": TokenBucket}
     summary = ex2.check_all(namespace)
     verdicts = {task.key: (result.outcome, task.core, task.points) for task, result in summary.rows}
     assert verdicts == {
-        "aforward": ("correct", True, 1),
         "run_bounded": ("correct", True, 3),
-        "token_bucket": ("correct", True, 2),
-        "timeout": ("correct", True, 1),
-        "as_completed": ("not attempted", False, 2),
-        "stream_answer": ("not attempted", False, 2),
+        "token_bucket": ("correct", True, 3),
+        "timeout": ("not attempted", False, 0),
+        "as_completed": ("not attempted", False, 0),
+        "stream_answer": ("not attempted", False, 0),
     }
-    assert summary and "core: 7/7" in repr(summary)
-    assert "going further (optional): 0 of 2 self-checks pass, 0/4 extra-credit points" in repr(
-        summary
-    )
+    assert summary and "core: 6/6" in repr(summary)
+    assert "going further (optional): 0 of 3 self-checks pass" in repr(summary)
 
 
 def test_hints_come_in_levels_for_every_task() -> None:
@@ -433,7 +448,7 @@ def test_a_timeout_error_raised_by_student_code_is_not_mistaken_for_a_hang() -> 
 
     result = ex2.check_run_bounded(raises)
     assert result.outcome == "incorrect"
-    assert "raised `TimeoutError`: my own timeout" in result.message
+    assert "raised TimeoutError: my own timeout" in result.message
 
 
 # -- refusing limits that cannot work ---------------------------------------------------------
@@ -461,6 +476,51 @@ def test_answers_as_completed_refuses_a_limit_that_cannot_work(limit) -> None:
 def test_token_bucket_refuses_settings_that_cannot_work(rate, burst) -> None:
     with pytest.raises(ValueError):
         TokenBucket(rate=rate, burst=burst)
+
+
+def test_fast_forward_skips_idle_waits_but_not_blocking_work() -> None:
+    async def scenario() -> tuple[float, float]:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await asyncio.sleep(30)  # skipped: nothing else to do meanwhile
+        slept = loop.time() - start
+        start = loop.time()
+        time.sleep(0.05)  # blocks the thread: real time, and the loop's clock sees it
+        return slept, loop.time() - start
+
+    real = time.perf_counter()
+    slept, blocked = cc.run_fast_forward(scenario, timeout=10)
+    assert time.perf_counter() - real < 2
+    assert slept == pytest.approx(30, abs=0.05) and blocked >= 0.05
+
+
+def test_trial_bucket_measures_seconds_of_traffic_in_milliseconds() -> None:
+    real = time.perf_counter()
+    rounds = cc.trial_bucket(TokenBucket, rate=20, burst=4, n=30, idle=1.0)
+    assert time.perf_counter() - real < 2
+    for r in rounds:
+        times = sorted(r.passed)
+        assert times[3] - r.start < 0.01 and times[4] - r.start >= 0.04  # burst of 4, then waits
+        assert r.took == pytest.approx(26 / 20, abs=0.02)
+    assert rounds[1].start - rounds[0].start >= 2.3  # 1.3 s of traffic plus 1 s idle, skipped
+
+
+def test_trial_bucket_says_why_when_a_bucket_ignores_its_clock() -> None:
+    class RealTimeBucket(TokenBucket):
+        async def acquire(self) -> None:
+            while True:
+                now = time.monotonic()  # not self.clock(): blind to the skipped waits
+                self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+                self.updated = now
+                if self.tokens >= 1:
+                    self.tokens -= 1
+                    return
+                await asyncio.sleep((1 - self.tokens) / self.rate)
+
+    with pytest.raises(cc.FloodUnfinished, match=r"self\.clock\(\)"):
+        cc.trial_bucket(RealTimeBucket, rate=20, burst=2, n=10, idle=0.1)
+    result = ex2.check_token_bucket(RealTimeBucket)
+    assert result.outcome == "incorrect" and "self.clock()" in result.message
 
 
 def test_token_bucket_caps_its_refill_after_idling() -> None:
@@ -538,3 +598,34 @@ def test_progress_bars_show_only_where_someone_watches(
         assert bar.disable is not shown
     with cc.progress(3, "demo", show=False) as bar:
         assert bar.disable
+
+
+# -- the notebook's shape: two graded core tasks, optional work without points -------------------
+
+
+def test_master_grades_two_core_tasks_and_nothing_optional() -> None:
+    import re
+
+    import jupytext
+
+    from tests._kit import MASTERS
+
+    master = MASTERS / "02_async.py"
+    cells = jupytext.read(master, fmt="py:percent").cells
+    heading = re.compile(r"^#+ .*(going further|optional)", re.I | re.M)
+    first_optional = next(
+        i for i, c in enumerate(cells) if c.cell_type == "markdown" and heading.search(c.source)
+    )
+    graded = [
+        (i, c.metadata["nbgrader"])
+        for i, c in enumerate(cells)
+        if c.metadata.get("nbgrader", {}).get("grade")
+    ]
+    assert [g["grade_id"] for _, g in graded] == ["test_run_bounded", "test_token_bucket"]
+    assert all(i < first_optional for i, _ in graded), "a graded cell in Going further"
+    assert sum(g["points"] for _, g in graded) == sum(
+        t.points for t in ex2.ex.tasks.values() if t.core
+    ), "the notebook's points and the self-checks' points differ"
+    text = master.read_text()
+    assert "extra credit" not in text.lower() and "bonus" not in text.lower()
+    assert text.rstrip().endswith("instructor asked."), "How to submit is the last cell"

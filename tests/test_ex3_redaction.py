@@ -79,7 +79,10 @@ SECRETS_IN_WHITESPACE = {
 
 def test_the_sink_redacts_each_value_before_encoding_it(key, loggers, tmp_path: Path) -> None:
     json_log, text_log = loggers
-    redact = lambda text: key.redact(text, [r"Project\s+Nightingale"])  # noqa: E731
+
+    def redact(text: str) -> str:  # the student's rules plus a code name of our own
+        return re.sub(r"Project\s+Nightingale", "[REDACTED]", key.redact(text))
+
     sink = LogSink(json_log, text_log, redact)
     for number, text in enumerate(SECRETS_IN_WHITESPACE):
         sink(
@@ -392,11 +395,15 @@ def test_an_lm_reply_in_json_is_redacted_inside_its_escapes() -> None:
 def test_hints_come_one_level_at_a_time() -> None:
     from dspy_workbook.checks import ex3
 
-    for key in ("tracer", "tree", "redact", "logger", "bottleneck"):
+    for key in ("tracer", "redact", "bottleneck", "tree", "logger", "navigation", "breakpoints"):
         task = ex3.ex.tasks[key]
         task.hints_shown = 0
         shown = [ex3.hint(key) for _ in range(len(task.hints) + 1)]
         assert [h.level for h in shown] == [*range(1, len(task.hints) + 1), len(task.hints)]
-        assert len(task.hints) >= 3 and task.core and task.points > 0
+        assert len(task.hints) >= 2
         task.hints_shown = 0
-    assert not ex3.ex.tasks["navigation"].core and not ex3.ex.tasks["breakpoints"].core
+    core = {k for k, t in ex3.ex.tasks.items() if t.core}
+    assert core == {"tracer", "redact", "bottleneck"}
+    assert all(t.points > 0 and len(t.hints) >= 3 for k, t in ex3.ex.tasks.items() if k in core)
+    assert all(t.points == 0 for k, t in ex3.ex.tasks.items() if k not in core)
+    assert ex3.hint("Task 2").title == ex3.ex.tasks["redact"].title

@@ -1,14 +1,17 @@
 """Exercise 4 (performance): support code, self-checks, and the master's graded cells, on sim.
 
-Exercise 1's answer key (its `DiskCache`) is loaded from its master with `load_solutions`, so
-the "cache for repeated questions" technique is tested with the real thing, never a copy.
+The answers are loaded from the master with `load_solutions`, never copied. The catalogue of
+right and wrong answers to the graded tasks runs through `tests/test_agreement.py`; the optional
+regression guard has no graded cell, so its catalogue (`OPTIONAL`) runs through its self-check
+here.
 """
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import json
 import os
+import threading
 import time
 import tracemalloc
 from pathlib import Path
@@ -26,10 +29,11 @@ from answer_key import MASTERS, load_solutions  # noqa: E402 (tools/ is on sys.p
 import dspy_workbook as wb  # noqa: E402
 from dspy_workbook import performance as perf  # noqa: E402
 from dspy_workbook.checks import ex4  # noqa: E402
+from tests.catalogue import ex4_optimization as catalogue  # noqa: E402
 
 MASTER = MASTERS / "04_optimization.py"
-SOLUTIONS = ("timing", "profiler", "optimized", "regression")
-DEFINITIONS = ("QA", "NaiveQA")
+SOLUTIONS = ("profiler", "overlap", "regression")
+DEFINITIONS = ("NotesQA",)
 
 
 # -- the master, as namespaces: solved and blank --------------------------------------------------
@@ -69,12 +73,9 @@ def _isolated(tmp_path, monkeypatch):
 
 
 def test_master_has_the_planned_graded_cells() -> None:
-    assert [g for g, _ in GRADED] == [
-        "test_timing",
-        "test_profiler",
-        "test_optimized",
-        "test_regression",
-    ]
+    assert [g for g, _ in GRADED] == ["test_profiler", "test_overlap"]
+    points = [_nbgrader(c).get("points") for c in _cells() if _nbgrader(c).get("grade")]
+    assert points == [3, 3]
 
 
 @pytest.mark.parametrize("grade_id, source", GRADED, ids=[g for g, _ in GRADED])
@@ -89,11 +90,24 @@ def test_graded_cell_fails_on_blank(grade_id: str, source: str, blank: dict) -> 
         exec(source, dict(blank))
 
 
+def test_every_hidden_assert_has_a_message() -> None:
+    import ast
+
+    for grade_id, source in GRADED:
+        hidden = source.split("### BEGIN HIDDEN TESTS", 1)[1]
+        hidden = hidden.split("### END HIDDEN TESTS", 1)[0]
+        bare = [
+            node.lineno
+            for node in ast.walk(ast.parse(hidden))
+            if isinstance(node, ast.Assert) and node.msg is None
+        ]
+        assert not bare, f"{grade_id}: hidden asserts without a message at lines {bare}"
+
+
 # -- self-checks: correct on the solution, not attempted on the stub -------------------------------
 CHECKS = {
-    "check_timing": ("time_call",),
     "check_profiler": ("Profiler",),
-    "check_optimized": ("OptimizedQA", "NaiveQA"),
+    "check_overlap": ("FastNotesQA", "NotesQA"),
     "check_regression": ("compare_to_baseline",),
 }
 
@@ -110,161 +124,196 @@ def test_check_is_not_attempted_on_stub(name: str, blank: dict) -> None:
     assert result.outcome == "not attempted", result
 
 
-def test_check_all_sees_every_task_and_hints_escalate(solved: dict) -> None:
+def test_a_non_callable_answer_is_not_attempted(solved: dict) -> None:
+    assert ex4.check_profiler(None).outcome == "not attempted"
+    assert ex4.check_overlap(..., solved["NotesQA"]).outcome == "not attempted"
+
+
+def test_check_all_sees_every_task_core_and_optional(solved: dict) -> None:
     summary = ex4.check_all(solved)
-    assert [task.key for task, _ in summary.rows] == [
-        "timing",
-        "profiler",
-        "optimized",
-        "regression",
+    assert [(task.key, task.core, task.points) for task, _ in summary.rows] == [
+        ("profiler", True, 3),
+        ("overlap", True, 3),
+        ("regression", False, 0),
     ]
     assert bool(summary), summary
     levels = [ex4.hint("profiler").level for _ in range(4)]
     assert levels == [1, 2, 3, 3]
 
 
-# -- self-checks: typical wrong answers get a specific "incorrect" ---------------------------------
-def _incorrect(result, *phrases: str) -> None:
-    assert result.outcome == "incorrect", result
-    for phrase in phrases:
-        assert phrase in result.message, result.message
+def test_the_profiler_check_refuses_to_run_under_someone_elses_tracing(solved: dict) -> None:
+    tracemalloc.start()
+    try:
+        result = ex4.check_profiler(solved["Profiler"])
+    finally:
+        tracemalloc.stop()
+    assert result.outcome == "incorrect" and "tracemalloc.stop()" in result.message
 
 
-def test_timing_that_includes_the_first_call_is_incorrect() -> None:
-    def no_warmup(fn, *, repeat=5, warmup=1):
-        if repeat < 1 or warmup < 0:
-            raise ValueError("bad")
-        samples = []
-        for _ in range(repeat):
-            start = time.perf_counter()
-            fn()
-            samples.append(time.perf_counter() - start)
-        return perf.Timing(samples=samples, machine=perf.machine_info())
-
-    _incorrect(ex4.check_timing(no_warmup), "should run 5 times")
+# -- the optional regression guard: its catalogue through its self-check ---------------------
+@pytest.mark.parametrize("entry", catalogue.OPTIONAL, ids=[e.name for e in catalogue.OPTIONAL])
+def test_regression_guard_catalogue(entry, solved: dict) -> None:
+    namespace = dict(solved)
+    exec(entry.source, namespace)
+    result = ex4.check_regression(namespace["compare_to_baseline"])
+    assert (result.outcome == "correct") == entry.correct, result
 
 
-class SeedProfiler:
-    """The seed's profiler as a context manager: starts and stops tracemalloc unconditionally."""
+def test_the_regression_guard_says_why_for_each_ambiguity(solved: dict) -> None:
+    def verdict(name: str):
+        entry = next(e for e in catalogue.OPTIONAL if e.name == name)
+        namespace = dict(solved)
+        exec(entry.source, namespace)
+        return ex4.check_regression(namespace["compare_to_baseline"])
 
-    def __init__(self) -> None:
-        self.records: list[perf.ProfileRecord] = []
-        self._open: list = []
+    assert "larger of the two spreads" in verdict("noise from the baseline only").message
+    assert "*baseline's* noise" in verdict("noise from the current run only").message
+    assert "note only other hardware" in verdict("a hardware note on every run").message
 
-    @contextlib.contextmanager
-    def profile(self, name: str):
-        tracemalloc.start()
-        rss, start = perf.rss_bytes(), time.perf_counter()
+
+# -- the overlap task's self-check says what went wrong --------------------------------------
+def _fast_from(entry_name: str, solved: dict) -> type:
+    entry = next(e for e in catalogue.SUBMISSIONS if e.name == entry_name)
+    namespace = dict(solved)
+    exec(entry.source, namespace)
+    return namespace["FastNotesQA"]
+
+
+@pytest.mark.parametrize(
+    "entry_name, phrase",
+    [
+        ("plain ThreadPoolExecutor: the calls lose dspy.context and go to the global LM", "thread"),
+        ("asyncio.run inside forward: fails where a loop already runs (a notebook cell)", "loop"),
+        ("notes sorted before the answer: the answer's request changes", "passages' order"),
+        ("three threads, whatever k is", "at once"),
+        ("always k=3 passages, whatever self.k is", "`self.k`"),
+    ],
+)
+def test_overlap_mistakes_get_specific_messages(entry_name: str, phrase: str, solved) -> None:
+    result = ex4.check_overlap(_fast_from(entry_name, solved), solved["NotesQA"])
+    assert result.outcome in ("incorrect", "error") and phrase in result.message, result
+
+
+def test_overlapped_notes_halve_a_questions_wait_on_a_provider_that_waits(solved: dict) -> None:
+    provider = wb.sim_lm(latency=0.05)
+    questions = ["What is DSPy?", "What is a retriever?"]
+    with dspy.context(lm=provider):
+        slow = perf.time_call(
+            lambda: [solved["NotesQA"]()(question=q) for q in questions], repeat=1, warmup=0
+        )
+        fast = perf.time_call(
+            lambda: [solved["FastNotesQA"]()(question=q) for q in questions], repeat=1, warmup=0
+        )
+    print(f"\nNotesQA {slow.median:.3f} s, FastNotesQA {fast.median:.3f} s (printed, not asserted)")
+    assert provider.engine.stats.calls == 2 * 4 * 2  # the same calls, overlapped or not
+
+
+# -- support code ---------------------------------------------------------------------------
+def test_time_call_keeps_the_warm_up_apart_and_records_the_machine() -> None:
+    calls: list[float] = []
+
+    def first_is_slow() -> None:
+        calls.append(1)
+        time.sleep(0.2 if len(calls) == 1 else 0.001)
+
+    timing = perf.time_call(first_is_slow, repeat=3, warmup=1, label="x")
+    assert len(calls) == 4 and len(timing.samples) == 3 and len(timing.warmup) == 1
+    assert timing.warmup[0] >= 0.2 and isinstance(timing.machine, perf.MachineInfo)
+    assert timing.label == "x"
+    for bad in ({"repeat": 0}, {"warmup": -1}, {"repeat": 1.5}):
+        with pytest.raises(ValueError):
+            perf.time_call(first_is_slow, **bad)
+
+
+def test_stage_table_totals_each_block_name() -> None:
+    records = [
+        perf.ProfileRecord("notes", 0.3, 0.01, 1000, 200 * perf.MB, 1),
+        perf.ProfileRecord("answer", 0.1, 0.01, 500, 200 * perf.MB, 1),
+        perf.ProfileRecord("question", 0.4, 0.02, 2000, 201 * perf.MB, 0),
+        perf.ProfileRecord("notes", 0.3, 0.01, 3000, 200 * perf.MB, 1),
+        perf.ProfileRecord("answer", 0.1, 0.01, 500, 200 * perf.MB, 1),
+        perf.ProfileRecord("question", 0.4, 0.02, 2000, 202 * perf.MB, 0),
+    ]
+    table = perf.stage_table(records)
+    assert list(table.index) == ["  notes", "  answer", "question"]
+    assert table.loc["  notes", "runs"] == 2 and table.loc["  notes", "seconds"] == 0.6
+    assert table.loc["  notes", "share"] == "75%" and table.loc["question", "share"] == "100%"
+    assert table.loc["  notes", "CPU/wall"] == pytest.approx(0.03, abs=0.005)
+    assert table.loc["question", "RSS MiB"] == 202
+    with pytest.raises(ValueError):
+        perf.stage_table([])
+    flat = perf.profile_table(records[:3])
+    assert list(flat["block"]) == ["  notes", "  answer", "question"]
+
+
+def test_retrieve_is_deterministic_and_validates_k() -> None:
+    first = perf.retrieve("How do I cache LM calls?", k=3)
+    assert first == perf.retrieve("How do I cache LM calls?", k=3) and len(first) == 3
+    assert "caches" in first[0] and len(set(first)) == 3
+    assert len(perf.retrieve("What is DSPy?", k=5)) == 5
+    for bad in (0, len(perf.PASSAGES) + 1, 2.0):
+        with pytest.raises(ValueError):
+            perf.retrieve("q", k=bad)
+
+
+def test_like_a_cell_runs_inside_a_running_loop_with_this_context() -> None:
+    assert perf.like_a_cell(lambda: asyncio.get_running_loop() is not None)
+    probe = wb.sim_lm(latency=0.0)
+    with dspy.context(lm=probe):
+        assert perf.like_a_cell(lambda: dspy.settings.lm is probe)
+
+    async def nothing() -> None:
+        return None
+
+    def nested_run() -> None:
+        coroutine = nothing()
         try:
-            yield
+            asyncio.run(coroutine)
         finally:
-            _, peak = tracemalloc.get_traced_memory()
-            tracemalloc.stop()
-            self.records.append(
-                perf.ProfileRecord(
-                    name, time.perf_counter() - start, peak, rss, perf.rss_bytes(), 0
-                )
-            )
+            coroutine.close()
+
+    with pytest.raises(RuntimeError, match="running event loop"):
+        perf.like_a_cell(nested_run)
+    with pytest.raises(KeyError):
+        perf.like_a_cell(lambda: {}["missing"])
 
 
-def test_the_seeds_unconditional_start_stop_is_incorrect() -> None:
-    _incorrect(ex4.check_profiler(SeedProfiler), "only stop tracing if this profile started it")
+def test_no_profile_measures_nothing() -> None:
+    with perf.no_profile("anything"):
+        pass
+    assert not tracemalloc.is_tracing()
 
 
-def test_a_profiler_that_loses_the_outer_peak_is_incorrect(solved: dict) -> None:
-    class ResetsPeak(SeedProfiler):
-        @contextlib.contextmanager
-        def profile(self, name: str):
-            started = not tracemalloc.is_tracing()
-            if started:
-                tracemalloc.start()
-            base = tracemalloc.get_traced_memory()[0]
-            tracemalloc.reset_peak()
-            depth = len(self._open)
-            self._open.append(1)
-            rss, start = perf.rss_bytes(), time.perf_counter()
-            try:
-                yield
-            finally:
-                peak = tracemalloc.get_traced_memory()[1]
-                self._open.pop()
-                if started:
-                    tracemalloc.stop()
-                self.records.append(
-                    perf.ProfileRecord(
-                        name, time.perf_counter() - start, peak - base, rss, perf.rss_bytes(), depth
-                    )
-                )
+def test_cpu_time_of_the_process_counts_other_threads() -> None:
+    """The fact Task 1 relies on: `time.process_time` sees a worker thread's CPU."""
+    spent: list[float] = []
 
-    _incorrect(ex4.check_profiler(ResetsPeak), "3 MB + 6 MB", "reset_peak()")
+    def burn() -> None:
+        start = time.thread_time()
+        while time.thread_time() - start < 0.05:
+            pass
+        spent.append(time.thread_time() - start)
+
+    before = time.process_time(), time.thread_time()
+    worker = threading.Thread(target=burn)
+    worker.start()
+    worker.join()
+    assert time.process_time() - before[0] >= 0.9 * spent[0]
+    assert time.thread_time() - before[1] < 0.5 * spent[0]
 
 
-def test_an_optimisation_that_changes_the_prompt_is_incorrect(solved: dict) -> None:
-    class Shorter(dspy.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.respond = dspy.Predict("question -> answer", cache=False)
-
-        def forward(self, question: str):
-            return self.respond(question=question)
-
-    _incorrect(ex4.check_optimized(Shorter, solved["NaiveQA"]), "model was called 9 times")
-
-
-def test_a_memo_without_the_model_in_its_key_is_incorrect(solved: dict) -> None:
-    QA = solved["QA"]
-
-    class ModelBlind(dspy.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.respond = dspy.ChainOfThought(QA, cache=False)
-            self.answers: dict = {}
-
-        def forward(self, question: str):
-            if question not in self.answers:
-                self.answers[question] = self.respond(question=question)
-            return dspy.Prediction(**self.answers[question])
-
-    _incorrect(ex4.check_optimized(ModelBlind, solved["NaiveQA"]), "model's name in the key")
-
-
-def test_a_guard_that_flags_any_slower_median_is_incorrect() -> None:
-    def jumpy(baseline, current, *, noise_factor=2.0, min_slowdown=0.05):
-        return perf.RegressionCheck(
-            baseline.median, current.median, 0.0, current.median > baseline.median
-        )
-
-    _incorrect(ex4.check_regression(jumpy), "inside the noise")
-
-
-# -- the optimised program against the naive one, and Exercise 1's cache, on the simulated LM ------
-def test_optimised_gives_the_same_answers_with_fewer_calls_and_tokens(solved: dict) -> None:
-    questions = perf.workload(distinct=6, repeats=4)
+# -- the workload and tables used in going further ---------------------------------------------
+def test_technique_table_compares_calls_tokens_and_answers(solved: dict) -> None:
     sim = wb.sim_lm(latency=0.0)
+    questions = ["What is DSPy?", "What is a signature?"]
     with dspy.context(lm=sim):
-        naive = perf.run_workload(solved["NaiveQA"](), questions, label="naive", lm=sim)
-        fast = perf.run_workload(solved["OptimizedQA"](), questions, label="optimised", lm=sim)
-    assert fast.answers == naive.answers
-    assert (naive.usage.calls, fast.usage.calls, sim.engine.stats.calls) == (24, 6, 30)
-    assert 0 < fast.usage.tokens < naive.usage.tokens
-    assert perf.agreement(naive.answers, fast.answers) == 1.0
-    table = perf.compare_runs({"naive": [naive], "optimised": [fast]})
-    assert table.loc["optimised", "same answers"] == "24/24"
-    assert list(table["model calls"]) == [24, 6]
-
-
-def test_exercise1_disk_cache_is_a_drop_in_technique(tmp_path: Path) -> None:
-    key = load_solutions("01_caching", "cache_key", "atomic_io", "disk_cache", "cached_module")
-    questions = perf.workload(distinct=4, repeats=3)
-    sim = wb.sim_lm(latency=0.0)
-    with dspy.context(lm=sim):
-        plain = perf.run_workload(
-            dspy.Predict("question -> answer", cache=False), questions, lm=sim
+        notes = perf.run_workload(solved["NotesQA"](), questions, label="notes", lm=sim)
+        direct = perf.run_workload(
+            dspy.Predict("question -> answer", cache=False), questions, label="direct", lm=sim
         )
-        cached = key.CachedPredict(cache=key.DiskCache(tmp_path / "ex1"))
-        run = perf.run_workload(cached, questions, lm=sim)
-    assert run.answers == plain.answers
-    assert (plain.usage.calls, run.usage.calls) == (12, 4)
+    assert (notes.usage.calls, direct.usage.calls) == (8, 2)
+    table = perf.technique_table(notes, [direct])
+    assert list(table["model calls"]) == [8, 2] and table.loc["notes", "speed-up"] == 1.0
 
 
 def test_run_workload_records_errors_only_when_asked() -> None:
@@ -343,6 +392,17 @@ def test_profile_split_accounts_for_the_engine_on_sim() -> None:
     assert sum(split.values()) == pytest.approx(run.seconds / 3, rel=1e-6)
     top = perf.top_functions(run, 5)
     assert len(top) == 5 and "sleep" in top.loc[0, "function"]
+
+
+def test_split_figure_keeps_its_legend_off_the_bar() -> None:
+    figure = perf.split_figure({"engine": 0.3, "format": 0.002, "parse": 0.001, "rest": 0.01})
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    (axes,) = figure.axes
+    legend = figure.legends[0] if figure.legends else axes.get_legend()
+    bar = axes.get_window_extent(renderer)
+    box = legend.get_window_extent(renderer)
+    assert not bar.overlaps(box), (bar, box)
 
 
 # -- llama.cpp: quantization and probing (the embedded model) ------------------------------

@@ -5,7 +5,8 @@ tested is: the Dockerfile passes hadolint; it has the properties we promise (sli
 pinned packages, the model wheel from PyPI at build time, a numeric non-root user, a health
 check, no secrets); `.dockerignore` lets through exactly what the Dockerfile copies; and the
 image's own `CMD` and `HEALTHCHECK`, run in this virtualenv from a copy of the build context with
-the image's `ENV`, start the same app and report it healthy. The Lambda handler answers sample
+the image's `ENV` (and the reference parts generated as the build stage does), start the same app
+and report it healthy. The Lambda handler answers sample
 API Gateway events (HTTP API v2 and REST v1) through Mangum.
 """
 
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import reference_service  # tools/ is on sys.path: see conftest
 
 from dspy_workbook.net import free_port
 
@@ -130,6 +132,8 @@ def test_the_image_command_starts_the_same_app(tmp_path):
         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
     )
     shutil.copy(ROOT / "pyproject.toml", context)
+    # The build stage's RUN: the reference parts as the plain module `service_parts`.
+    (context / "service_parts.py").write_text(reference_service.module_source())
     final = _final_stage()
     cmd = json.loads([args for word, args in final if word == "CMD"][-1])
     health = json.loads(
@@ -261,6 +265,7 @@ def test_lambda_handler_serves_api_gateway_events(make_event, monkeypatch):
     monkeypatch.setenv("WORKBOOK_LM", "sim")
     monkeypatch.setenv("WORKBOOK_SIM_LATENCY", "0.0")
     monkeypatch.setenv("WORKBOOK_API_KEYS", "lambda:lambda-test-key")
+    monkeypatch.setenv("WORKBOOK_SERVICE_PARTS", reference_service.ENV_VALUE)  # the reference
     monkeypatch.setattr(lambda_handler, "_HANDLER", None)
     ok = lambda_handler.handler(
         make_event("POST", "/predict", {"question": "Hi?"}, {"x-api-key": "lambda-test-key"}), None
@@ -284,7 +289,7 @@ def test_lambda_handler_refuses_a_running_loop_clearly():
     from dspy_workbook.serving import Settings
     from dspy_workbook.serving.lambda_handler import make_handler
 
-    handler = make_handler(Settings())
+    handler = make_handler(Settings(), parts=reference_service.parts())
 
     async def inside_a_loop():
         handler(_http_api_event("GET", "/health", None, {}), None)

@@ -1,8 +1,10 @@
 """Exercise 5 (deployment): the service answers every status code right, from real requests.
 
 Everything runs in-process (httpx's ASGI transport, FastAPI's TestClient) on the simulated
-provider, with faults injected through it: errors, time-outs, slow calls. Sockets, workers and
-Redis are in `test_ex5_workers.py`; the schema fuzz in `test_ex5_fuzz.py`.
+provider, with faults injected through it: errors, time-outs, slow calls. The service's three
+graded parts are the master's reference answers (`tools/reference_service.py`: the package has
+none). Sockets, workers and Redis are in `test_ex5_workers.py`; the schema fuzz in
+`test_ex5_fuzz.py`.
 """
 
 from __future__ import annotations
@@ -16,23 +18,35 @@ import time
 import dspy
 import httpx
 import pytest
+import reference_service  # tools/ is on sys.path: see conftest
 from dspy.lm15 import Message, Response, TextPart, TokenLogprob, Usage
 from fastapi.testclient import TestClient
 
 import dspy_workbook as wb
 from dspy_workbook.lm import request_inputs
 from dspy_workbook.serving import (
-    MemoryRateLimiter,
+    PARTS_VARIABLE,
+    RateDecision,
+    ServiceParts,
     Settings,
     agreement_confidence,
-    create_app,
+    classify_error,
     logprob_confidence,
+    parts_from_env,
+    standin_parts,
 )
+from dspy_workbook.serving import create_app as _create_app
 from dspy_workbook.serving.logs import LOGGER_NAME, JsonFormatter
 
 KEYS = {"alice": "alice-secret-key-123", "bob": "bob-secret-key-456"}
 ALICE = {"X-API-Key": KEYS["alice"]}
 BOB = {"X-API-Key": KEYS["bob"]}
+
+
+def create_app(settings=None, **options):
+    """The service with the master's reference parts (unless the test passes its own)."""
+    options.setdefault("parts", reference_service.parts())
+    return _create_app(settings, **options)
 
 
 def run(coro, seconds: float = 30):
@@ -174,14 +188,20 @@ def test_missing_or_wrong_key_is_401_and_never_echoed(headers):
     assert lm.engine.stats.calls == 0  # refused before any LM work
 
 
-def test_auth_uses_constant_time_comparison(monkeypatch):
+def test_auth_compares_every_key_in_constant_time():
     import hmac
 
+    check = reference_service.solution("check_api_key")
     compared = []
-    real = hmac.compare_digest
-    monkeypatch.setattr(hmac, "compare_digest", lambda a, b: compared.append(1) or real(a, b))
-    assert post(create_app(settings(), lm=sim()), {"question": "hi"}, BOB).status_code == 200
-    assert len(compared) == len(KEYS)  # every key compared, not stopping at the first match
+
+    def compare(a, b):
+        compared.append((type(a), type(b)))
+        return hmac.compare_digest(a, b)
+
+    assert check(KEYS["alice"], KEYS, compare=compare) == "alice"
+    assert compared == [(bytes, bytes)] * len(KEYS)  # every key, after the match too, on bytes
+    non_ascii = {"X-API-Key": "clé-ключ".encode()}
+    assert post(create_app(settings(), lm=sim()), {"question": "hi"}, non_ascii).status_code == 401
 
 
 def test_keys_never_reach_the_logs():
@@ -239,13 +259,29 @@ def test_burst_beyond_the_limit_is_429_and_another_key_is_unaffected():
 
 def test_bucket_refills_at_its_rate():
     now = [0.0]
-    limiter = MemoryRateLimiter(rate=2, burst=2, clock=lambda: now[0])
-    assert [limiter.try_acquire("k").allowed for _ in range(3)] == [True, True, False]
-    assert limiter.try_acquire("k").retry_after == pytest.approx(0.5)
+    limiter = reference_service.solution("KeyedTokenBucket")(rate=2, burst=2, clock=lambda: now[0])
+    assert [limiter.acquire("k").allowed for _ in range(3)] == [True, True, False]
+    assert limiter.acquire("k").retry_after == pytest.approx(0.5)
     now[0] = 0.5
-    assert limiter.try_acquire("k").allowed and not limiter.try_acquire("k").allowed
+    assert limiter.acquire("k").allowed and not limiter.acquire("k").allowed
     now[0] = 100.0
-    assert limiter.try_acquire("k").remaining == 1  # never more than the burst
+    assert limiter.acquire("k").remaining == 1  # never more than the burst
+
+
+def test_an_async_limiter_is_awaited():
+    """A shared limiter awaits its store (Redis): the app takes `async def acquire` too."""
+
+    class AsyncNoLimit:
+        def __init__(self, rate, burst):
+            self.burst = burst
+
+        async def acquire(self, key):
+            await asyncio.sleep(0)
+            return RateDecision(True, self.burst, self.burst - 1, 0.0, 0.1)
+
+    app = create_app(settings(), lm=sim(), parts=standin_parts(limiter=AsyncNoLimit))
+    response = post(app, {"question": "q"})
+    assert response.status_code == 200 and response.headers["x-ratelimit-remaining"] == "49"
 
 
 # -- errors ---------------------------------------------------------------------------------------
@@ -505,3 +541,74 @@ def test_confidence_on_the_course_simulator_comes_from_logprobs_and_varies():
     ]
     assert {a["confidence_method"] for a in answers} == {"logprobs"}
     assert len({round(a["confidence"], 6) for a in answers}) > 1
+
+
+# -- failures by whose fault they are -------------------------------------------------------------
+class Fails(dspy.Module):
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
+
+    async def aforward(self, **inputs):
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    "error, status, error_type",
+    [
+        (TimeoutError(), 504, "lm_timeout"),
+        (dspy.LMTimeoutError("slow"), 504, "lm_timeout"),
+        (dspy.ContextWindowExceededError(model="m"), 422, "question_too_long"),
+        (dspy.LMAuthError("our provider key was refused"), 500, "internal_error"),
+        (dspy.LMConfigurationError("no such model"), 500, "internal_error"),
+        (dspy.LMNotConfiguredError("no LM"), 500, "internal_error"),
+        (dspy.LMBillingError("out of credit"), 500, "internal_error"),
+        (dspy.LMRateLimitError("busy"), 503, "lm_unavailable"),
+        (dspy.LMServerError("down"), 503, "lm_unavailable"),
+        (
+            dspy.AdapterParseError("JSONAdapter", dspy.Signature("q -> a"), "x"),
+            503,
+            "lm_unavailable",
+        ),
+        (KeyError("bug"), 500, "internal_error"),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else str(v),
+)
+def test_each_failure_gets_the_status_of_whose_fault_it_is(error, status, error_type):
+    assert classify_error(error) == (status, error_type)
+    app = create_app(settings(), lm=sim(), program=Fails(error))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.post("/predict", json={"question": "q"}, headers=ALICE)
+    assert response.status_code == status
+    assert response.json()["error"]["type"] == error_type
+    assert str(error) not in response.text or not str(error)  # never the exception's text
+
+
+# -- the parts: explicit, or named by the environment ---------------------------------------------
+def test_parts_from_env_by_module_or_file(tmp_path, monkeypatch):
+    module = tmp_path / "my_service.py"
+    module.write_text(
+        "from dspy_workbook.serving import standin_parts\nPARTS = standin_parts()\n"
+        "def build():\n    return standin_parts()\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert isinstance(parts_from_env({PARTS_VARIABLE: "my_service:PARTS"}), ServiceParts)
+    assert isinstance(parts_from_env({PARTS_VARIABLE: f"{module}:build"}), ServiceParts)
+    parts = parts_from_env({PARTS_VARIABLE: f"{module}:PARTS"})
+    app = _create_app(settings(), lm=sim(), parts=parts)
+    assert post(app, {"question": "q"}).status_code == 200
+    for value, message in (
+        ("", "the service needs its parts"),
+        ("my_service", "is 'module:name'"),
+        ("no_such_module_here:PARTS", "cannot import"),
+        ("my_service:MISSING", "defines no 'MISSING'"),
+        (f"{tmp_path / 'absent.py'}:PARTS", "cannot import"),
+        ("json:dumps", "not a ServiceParts"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            parts_from_env({PARTS_VARIABLE: value})
+
+
+def test_a_request_model_that_is_not_pydantic_is_refused_clearly():
+    with pytest.raises(TypeError, match="not a pydantic BaseModel subclass"):
+        _create_app(settings(), lm=sim(), parts=standin_parts(request_model=lambda n: dict))

@@ -5,6 +5,10 @@ Schemathesis reads the app's schema and Hypothesis generates bodies from it: val
 over-long strings, odd unicode). Whatever arrives, the service must answer with a documented
 status, never a 500, and every non-2xx answer must be our JSON error body. In-process (ASGI), on
 the simulated provider with no latency; derandomized, so a failure reproduces.
+
+The request model is this file's own (strict, like the exercise's: trimmed, 1 to 300 characters,
+no unknown field), with the package's stand-ins for the key check and the limiter: the fuzz is
+about the service, not about one student's parts.
 """
 
 from __future__ import annotations
@@ -14,14 +18,23 @@ from collections import Counter
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.configuration import set_hypothesis_home_dir
+from pydantic import BaseModel, ConfigDict, Field
 from schemathesis.generation import GenerationMode
 
 import dspy_workbook as wb
-from dspy_workbook.serving import Settings, create_app
+from dspy_workbook.serving import Settings, create_app, standin_parts
 
 KEY = {"X-API-Key": "fuzz-key"}
 DOCUMENTED = {200, 400, 401, 413, 422, 429, 503, 504}
 CASES_PER_MODE = 600
+
+
+def strict_question(max_chars: int) -> type[BaseModel]:
+    class Question(BaseModel):
+        model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+        question: str = Field(min_length=1, max_length=max_chars)
+
+    return Question
 
 
 def test_predict_never_answers_500_to_1000_generated_requests(tmp_path):
@@ -34,6 +47,7 @@ def test_predict_never_answers_500_to_1000_generated_requests(tmp_path):
             max_question_chars=300,
         ),
         lm=wb.sim_lm(latency=0.0, cache=False),
+        parts=standin_parts(request_model=strict_question),
     )
     operation = schemathesis.openapi.from_asgi("/openapi.json", app)["/predict"]["POST"]
     seen: Counter[int] = Counter()

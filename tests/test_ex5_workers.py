@@ -23,7 +23,13 @@ import pytest
 
 import dspy_workbook as wb
 from dspy_workbook.net import free_port, stop_process, wait_for_http
-from dspy_workbook.serving import RedisAnswerCache, RedisRateLimiter, Settings, create_app
+from dspy_workbook.serving import (
+    RedisAnswerCache,
+    RedisRateLimiter,
+    Settings,
+    create_app,
+    standin_parts,
+)
 from dspy_workbook.serving.server import find_free_port, running_servers, start_background
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,6 +128,7 @@ def two_workers(redis_url, tmp_path_factory):
         "WORKBOOK_SIM_LATENCY": "0.01",
         "WORKBOOK_API_KEYS": f"tester:{KEY['X-API-Key']}",
         "WORKBOOK_REDIS_URL": redis_url,
+        "WORKBOOK_SERVICE_PARTS": "dspy_workbook.serving.standins:standin_parts",
         "WORKBOOK_RATE_PER_SECOND": "1",
         "WORKBOOK_RATE_BURST": "10",
         "WORKBOOK_CACHE_DIR": str(tmp_path_factory.mktemp("cache")),
@@ -197,11 +204,15 @@ def test_an_answer_cached_by_one_worker_is_served_by_another(two_workers):
 def test_background_server_restart_reuses_the_port_and_stops_cleanly():
     settings = Settings(api_keys={"t": "k"})
     port = find_free_port("127.0.0.1", 18000)
-    first = start_background(create_app(settings, lm=wb.sim_lm(latency=0.01)), port=port, name="t")
+    first = start_background(
+        create_app(settings, lm=wb.sim_lm(latency=0.01), parts=standin_parts()), port=port, name="t"
+    )
     try:
         assert httpx.get(first.url + "/health", timeout=5).json() == {"status": "ok"}
         second = start_background(
-            create_app(settings, lm=wb.sim_lm(latency=0.01)), port=port, name="t"
+            create_app(settings, lm=wb.sim_lm(latency=0.01), parts=standin_parts()),
+            port=port,
+            name="t",
         )
         assert not first.running and second.port == port
         assert list(running_servers()) == ["t"]
@@ -223,7 +234,9 @@ def test_background_server_moves_to_the_next_port_when_busy():
         blocker.listen()
         busy = blocker.getsockname()[1]
         server = start_background(
-            create_app(Settings(), lm=wb.sim_lm(latency=0.01)), port=busy, name="busy"
+            create_app(Settings(), lm=wb.sim_lm(latency=0.01), parts=standin_parts()),
+            port=busy,
+            name="busy",
         )
         try:
             assert server.port != busy and server.requested_port == busy

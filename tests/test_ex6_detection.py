@@ -1,7 +1,7 @@
 """Exercise 6: faults injected through the simulated provider are flagged; normal jitter is not.
 
-The collector, detectors and alert manager are the master's answers (`tools/answer_key.py`),
-wired as the notebook wires them: collector listener → detectors → alert manager → sinks.
+The collector and the detectors are the master's answers (`tools/answer_key.py`), wired as the
+notebook's drill wires them: collector listener → detectors → `wbm.AlertManager` → sinks.
 Detection delay is counted in requests after the injected fault; the benchmark prints it.
 """
 
@@ -21,9 +21,7 @@ SLOW_FROM, DEGRADED_FROM, HEALTHY_FROM, TOTAL = 50, 80, 120, 150
 
 @pytest.fixture(scope="module")
 def key() -> Any:
-    return load_solutions(
-        "06_monitoring", "collector", "detector", "alerts", definitions=["QualityBatches"]
-    )
+    return load_solutions("06_monitoring", "collector", "detector")
 
 
 class Pipeline:
@@ -31,13 +29,13 @@ class Pipeline:
 
     def __init__(self, key: Any, sinks: list) -> None:
         self.dispatcher = wbm.AlertDispatcher(sinks)
-        self.latency_alerts = key.AlertManager(self.dispatcher, pending=3, clear_after=5)
-        self.quality_alerts = key.AlertManager(self.dispatcher, pending=1, clear_after=2)
+        self.latency_alerts = wbm.AlertManager(self.dispatcher, pending=3, clear_after=5)
+        self.quality_alerts = wbm.AlertManager(self.dispatcher, pending=1, clear_after=2)
         self.latency = key.AdaptiveDetector(threshold=4.0, warmup=20, min_spread=0.01)
         self.quality = key.AdaptiveDetector(
             alpha=0.2, threshold=4.0, warmup=3, direction="down", min_spread=0.1
         )
-        self.batches = key.QualityBatches(10)
+        self.batches = wbm.BatchMeans(10)
         self.fired: dict[str, int] = {}  # rule -> request number when its alert opened
         self.collector = key.MetricsCollector(
             quality=wbm.LabelledQuality(), listeners=[self.observe]
@@ -172,7 +170,7 @@ def test_a_webhook_that_is_down_costs_no_prediction_time(key: Any) -> None:
     with wbm.WebhookReceiver() as gone:
         url = gone.url  # the port is closed again when the block ends: connection refused
     dispatcher = wbm.AlertDispatcher([wbm.WebhookSink(url, timeout=1)])
-    manager = key.AlertManager(dispatcher, pending=1)
+    manager = wbm.AlertManager(dispatcher, pending=1)
     started = time.perf_counter()
     for i in range(50):
         manager.evaluate(f"rule{i}", True)

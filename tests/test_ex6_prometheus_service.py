@@ -15,7 +15,7 @@ import numpy as np
 
 import dspy_workbook as wb
 from dspy_workbook import monitoring as wbm
-from dspy_workbook.serving import Settings, create_app, start_background
+from dspy_workbook.serving import Settings, create_app, standin_parts, start_background
 
 SERVICE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -34,7 +34,7 @@ def test_prometheus_counts_and_times_what_the_exercise_5_service_served() -> Non
         confidence="agreement",
         confidence_samples=2,
     )
-    app = create_app(settings, lm=wb.sim_lm(latency=0.03, cache=False))
+    app = create_app(settings, lm=wb.sim_lm(latency=0.03, cache=False), parts=standin_parts())
     server = start_background(app, port=18600, name="ex6-prometheus-test")
     try:
         questions = [f"What is question number {i}?" for i in range(20)]

@@ -1,9 +1,12 @@
-"""Exercise 6's support package: usage capture, prices, labels, the scenario provider, system
-sampling, bounded memory, export and dashboards."""
+"""Exercise 6's support package: usage capture, the collector's given half, prices, labels, the
+scenario provider, the report, alert management, system sampling, bounded memory, time order,
+export and dashboards."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import logging
 import math
 import threading
 import time
@@ -12,6 +15,7 @@ from typing import Any
 
 import dspy
 import matplotlib
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -27,7 +31,7 @@ from dspy_workbook.threads import run_async  # noqa: E402
 
 @pytest.fixture(scope="module")
 def key() -> Any:
-    return load_solutions("06_monitoring", "collector", "stats", "business")
+    return load_solutions("06_monitoring", "collector")
 
 
 @pytest.fixture(autouse=True)
@@ -259,17 +263,25 @@ def test_export_to_parquet_and_csv_round_trips(key: Any, tmp_path: Path) -> None
 
 def test_statistics_and_business_metrics_on_real_predictions(key: Any) -> None:
     observations = _observations(key, 30)
-    table = key.metric_stats(observations)
+    table = wbm.metric_stats(observations)
     assert table.loc["latency_ms", "count"] == 30 and table.loc["quality", "count"] == 30
-    money = key.business_metrics(observations)
+    money = wbm.business_metrics(observations)
     assert money["answers_served"] == 30 and money["cost_per_answer"] > 0
 
 
-def test_dashboard_draws_every_panel(key: Any) -> None:
+def test_dashboard_draws_every_panel_and_is_shown_once(key: Any) -> None:
+    """`display(fig)` shows it; pyplot must not hold it too, or Jupyter's inline backend draws
+    it a second time at the end of the cell (the stored outputs had two images)."""
+    from matplotlib import pyplot as plt
+
     sampler = wbm.SystemSampler(interval=0.01)
     with sampler:
         observations = _observations(key)
+    open_before = plt.get_fignums()
     fig = wbm.dashboard_figure(observations, sampler.frame(), marks=[(5, "fault")])
+    assert plt.get_fignums() == open_before, "the dashboard is left open in pyplot"
+    for ax in fig.axes[:3]:  # legends beside the plot, where they cover no data
+        assert ax.get_legend() is not None and ax.get_legend().get_bbox_to_anchor().x0 > 0
     assert [ax.get_title() for ax in fig.axes[:4]] == [
         "Latency",
         "Errors and cache hits",
@@ -320,3 +332,238 @@ def test_opentelemetry_spans_form_one_tree_with_usage_and_errors() -> None:
     assert {s.attributes["dspy.kind"] for s in errors} == {"module", "lm"}
     assert not spans._open
     spans.shutdown()
+
+
+# -- the collector's given half ------------------------------------------------------------------
+class _Reader(dspy.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = dspy.Predict("question, context -> answer")
+
+    def forward(self, question: str, context: str = "") -> dspy.Prediction:
+        return self.inner(question=question, context=context)
+
+
+def test_named_inputs_binds_positional_and_keyword_arguments_without_warnings(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    predict = dspy.Predict("question -> answer")
+    reader = _Reader()
+    with caplog.at_level(logging.WARNING):
+        assert wbm.named_inputs(predict, {"args": (), "kwargs": {"question": "q"}}) == {
+            "question": "q"
+        }
+        assert wbm.named_inputs(reader, {"args": ("q",), "kwargs": {"context": "c"}}) == {
+            "question": "q",
+            "context": "c",
+        }
+        assert wbm.named_inputs(reader, {"args": ("q", "c", "extra"), "kwargs": {}}) == {}
+        assert wbm.named_inputs(object(), {"args": ("q",), "kwargs": {"k": 1}}) == {"k": 1}
+        assert wbm.named_inputs(predict, None) == {}
+    assert not caplog.records, caplog.text  # DSPy warns when `module.forward` is fetched
+
+
+def test_collector_base_records_listens_and_shields_user_code() -> None:
+    heard: list = []
+
+    def deaf(observation: wbm.Observation) -> None:
+        raise RuntimeError("listener bug")
+
+    base = wbm.CollectorBase(capacity=2, listeners=[heard.append, deaf])
+    for i in range(3):
+        base.record(wbm.Observation(latency=0.1, error="X" if i == 0 else None, cache_hit=i == 2))
+    assert len(base.observations) == 2 and len(heard) == 3
+    assert base.totals == {"predictions": 3, "errors": 1, "cache_hits": 1, "hook_errors": 3}
+    assert base.safely(None) is None and base.safely(lambda: 1 / 0) is None
+    for bad in (0, -1, 2.5, True, "10"):
+        with pytest.raises(ValueError, match="capacity"):
+            wbm.CollectorBase(capacity=bad)
+
+
+def test_prediction_state_turns_its_counts_into_an_observation() -> None:
+    state = wbm.PredictionState(started=0.0, inputs={})
+    assert (
+        state.observation(latency=0.5).cost == 0.0 and not state.observation(latency=0.5).cache_hit
+    )
+    recorder = Recorder()
+    with dspy.context(lm=wb.sim_lm(latency=0.0), callbacks=[recorder]):
+        dspy.Predict("question -> answer")(question="state twice")
+        dspy.Predict("question -> answer")(question="state twice")
+    miss, hit = recorder.done
+    miss.model = hit.model = "sim/course-provider"  # what `CollectorBase.on_lm_start` passes
+    state.add(miss)
+    state.add(hit)
+    obs = state.observation(latency=0.2, error=None, quality=1.0, confidence=0.5)
+    assert (obs.lm_calls, obs.input_tokens, obs.cache_hit) == (2, miss.input_tokens, False)
+    assert obs.cost == pytest.approx(
+        wbm.answer_cost("sim/course-provider", miss.input_tokens, miss.output_tokens)
+    )
+    only_hit = wbm.PredictionState(started=0.0, inputs={})
+    only_hit.add(hit)
+    assert only_hit.observation(latency=0.0).cache_hit
+    unknown = wbm.PredictionState(started=0.0, inputs={}, model="acme/unknown", input_tokens=5)
+    assert math.isnan(unknown.cost), "an unpriced model's cost is unknown (NaN), not 0"
+
+
+# -- time order: a wall clock that steps back ----------------------------------------------------
+def test_observations_are_ordered_by_the_monotonic_clock_when_the_wall_clock_steps_back() -> None:
+    """NTP or a resume can move `time.time()` back; before, the rolling-window cell raised
+    `ValueError: index values must be monotonic`."""
+    walls = [1000.0, 1001.0, 940.0, 941.0, 942.5]  # stepped back a minute after the second
+    clocks = [10.0, 11.0, 12.0, 13.0, 14.5]
+    observations = [
+        wbm.Observation(latency=0.1 * (i + 1), at=a, clock=c)
+        for i, (a, c) in enumerate(zip(walls, clocks, strict=True))
+    ]
+    frame = wbm.observations_frame(observations[2:] + observations[:2])  # recorded out of order
+    assert frame.index.is_monotonic_increasing
+    assert frame["clock"].tolist() == clocks and frame["at"].tolist() == walls  # wall time kept
+    assert frame.index[-1] == pd.Timestamp(942.5, unit="s", tz="UTC")  # anchored at the latest
+    window = frame["latency"].rolling("2s").count()
+    assert window.tolist() == [1.0, 2.0, 2.0, 2.0, 2.0]
+    assert wbm.observations_frame([]).empty
+
+
+def test_system_samples_are_ordered_by_the_monotonic_clock_too() -> None:
+    sampler = wbm.SystemSampler(interval=1.0)
+    base = wbm.sample_system()
+    for wall, clock in ((500.0, 3.0), (100.0, 1.0), (200.0, 2.0)):
+        sampler.samples.append(dataclasses.replace(base, at=wall, clock=clock))
+    frame = sampler.frame()
+    assert frame.index.is_monotonic_increasing and frame["clock"].tolist() == [1.0, 2.0, 3.0]
+    assert frame["cpu_percent"].rolling("2s").mean().notna().all()
+
+
+# -- the report ----------------------------------------------------------------------------------
+def test_metric_stats_agrees_with_the_latency_summary_and_skips_what_is_unknown() -> None:
+    obs = [
+        wbm.Observation(
+            latency=0.1 * (i + 1), input_tokens=10 * i, output_tokens=5, quality=i % 2, cost=0.001
+        )
+        for i in range(10)
+    ]
+    table = wbm.metric_stats(obs)
+    assert list(table.columns) == wbm.STAT_COLUMNS
+    lat = table.loc["latency_ms"]
+    assert lat["count"] == 10 and lat["median"] == pytest.approx(550.0)
+    assert lat["p95"] == pytest.approx(float(np.percentile([100 * (i + 1) for i in range(10)], 95)))
+    assert (lat["min"], lat["max"]) == pytest.approx((100.0, 1000.0))
+    assert table.loc["input_tokens", "stdev"] == pytest.approx(
+        float(np.std([10 * i for i in range(10)], ddof=1))
+    )
+    assert table.loc["quality", "mean"] == pytest.approx(0.5)
+    one = wbm.metric_stats([wbm.Observation(latency=0.2, quality=None, cost=math.nan)])
+    assert "quality" not in one.index and "cost_usd" not in one.index
+    assert one.loc["latency_ms", "stdev"] == 0.0
+    assert wbm.metric_stats([]).empty and list(wbm.metric_stats([]).columns) == wbm.STAT_COLUMNS
+
+
+def test_business_metrics_add_up_and_guard_every_division() -> None:
+    obs = [
+        wbm.Observation(latency=0.1, cost=0.002, confidence=0.9, quality=1.0),
+        wbm.Observation(latency=0.1, cost=0.004, confidence=0.5, quality=0.0),
+        wbm.Observation(latency=0.0, cost=0.0, cache_hit=True, confidence=0.9),
+        wbm.Observation(latency=0.1, error="ServerError"),
+        wbm.Observation(latency=0.1, cost=math.nan),
+    ]
+    money = wbm.business_metrics(obs)
+    assert money["answers_served"] == 4 and money["error_rate"] == pytest.approx(0.2)
+    assert money["cache_hit_rate"] == pytest.approx(0.25)
+    assert money["total_cost"] == pytest.approx(0.006), "an unknown price (NaN) is skipped"
+    assert money["cost_per_answer"] == pytest.approx(0.0015)
+    assert money["cost_saved_by_cache"] == pytest.approx(0.003)
+    assert money["confident_share"] == pytest.approx(2 / 3)
+    assert money["mean_quality"] == pytest.approx(0.5)
+    assert wbm.business_metrics(obs, confidence_threshold=0.4)["confident_share"] == 1.0
+    empty = wbm.business_metrics([])
+    assert empty["answers_served"] == 0 and empty["error_rate"] == 0.0
+    assert empty["confident_share"] is None and empty["mean_quality"] is None
+
+
+# -- alert management ----------------------------------------------------------------------------
+def test_alert_manager_confirms_deduplicates_and_resolves() -> None:
+    got: list[dict] = []
+    dispatcher = wbm.AlertDispatcher([wbm.CallbackSink(got.append)])
+    manager = wbm.AlertManager(dispatcher, pending=2, clear_after=3, clock=lambda: 42.0)
+    verdicts = [False, True, True, True, True, False, False, False, False]
+    sent = [manager.evaluate("slow", v, severity="critical", value=1.5) for v in verdicts]
+    assert dispatcher.flush(5)
+    assert [s is not None for s in sent] == [
+        False,
+        False,
+        True,
+        False,
+        False,
+        False,
+        False,
+        True,
+        False,
+    ]
+    assert [(a["status"], a["severity"], a["rule"]) for a in got] == [
+        ("firing", "critical", "slow"),
+        ("resolved", "critical", "slow"),
+    ]
+    assert not manager.active and manager.history[0].count == 4
+    assert (manager.history[0].started_at, manager.history[0].resolved_at) == (42.0, 42.0)
+    got.clear()
+    other = wbm.AlertManager(dispatcher, pending=1, clear_after=2)
+    for v in [True, False, True, False, False, True]:
+        other.evaluate("a", v)
+    other.evaluate("b", True, severity="warning")
+    assert dispatcher.flush(5)
+    assert [(a["rule"], a["status"]) for a in got] == [
+        ("a", "firing"),
+        ("a", "resolved"),
+        ("a", "firing"),
+        ("b", "firing"),
+    ], "one normal verdict between anomalies does not resolve; rules are independent"
+    dispatcher.close()
+    with pytest.raises(ValueError):
+        wbm.AlertManager(pending=0)
+
+
+def test_alert_managers_without_a_dispatcher_share_one_delivery_thread() -> None:
+    """Re-running a cell that makes `AlertManager()` must not start a thread each time."""
+    first = wbm.AlertManager()
+    before = threading.active_count()
+    managers = [wbm.AlertManager(pending=1) for _ in range(50)]
+    assert all(m.dispatcher is first.dispatcher for m in managers)
+    assert threading.active_count() <= before + 1
+
+
+def test_sending_an_alert_never_waits_for_a_sink() -> None:
+    class Slow:
+        def deliver(self, alert: dict) -> None:
+            time.sleep(0.5)
+
+    manager = wbm.AlertManager(wbm.AlertDispatcher([Slow()]), pending=1)
+    started = time.perf_counter()
+    for i in range(5):
+        manager.evaluate(f"rule{i}", True)
+    assert time.perf_counter() - started < 0.4  # five sends; delivering them takes 2.5 s
+    manager.dispatcher.close(timeout=0.1)
+
+
+def test_batch_means_give_one_value_per_full_batch() -> None:
+    batches = wbm.BatchMeans(3)
+    got = [batches.add(v) for v in (1.0, None, 0.0, 1.0, 1.0, 1.0, 1.0)]
+    assert got == [None, None, None, pytest.approx(2 / 3), None, None, 1.0]
+    with pytest.raises(ValueError):
+        wbm.BatchMeans(0)
+
+
+def test_fresh_cache_starts_empty_and_gives_the_old_cache_back() -> None:
+    """The notebook's measurement shows 20 misses then 5 hits on every run, not only the first."""
+    lm = wb.sim_lm(latency=0.0)
+    program = dspy.Predict("question -> answer")
+    question = f"fresh cache {time.time_ns()}"
+    before = dspy.cache
+    with dspy.context(lm=lm):
+        program(question=question)
+        with wbm.fresh_cache() as fresh:
+            assert dspy.cache is fresh
+            program(question=question)  # a miss again: the fresh cache is empty
+            program(question=question)  # a hit in the fresh cache
+        assert dspy.cache is before
+        program(question=question)  # still in the old cache
+    assert lm.engine.stats.calls == 2

@@ -1,6 +1,6 @@
 """The instructor's grading day, run as the README writes it, on a synthetic class.
 
-A probe course (one notebook, two tasks, hidden tests; `tools/grading/probe.py`) is released with
+A probe course (one notebook, two tasks, hidden tests; `tools/gradeday/probe.py`) is released with
 `make release COURSE=…`, a class of seven submissions arrives as an LMS zip, and
 `tools/grade_class.py` collects, grades (two students at once), writes feedback and exports the
 grades, from a shell whose PATH does not contain the virtualenv. Each student gets the expected
@@ -24,8 +24,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from grading.autograde import autograde_class
-from grading.probe import (
+from gradeday.autograde import autograde_class
+from gradeday.probe import (
     ASSIGNMENT,
     HIDDEN_MARKER,
     MAX_SCORE,

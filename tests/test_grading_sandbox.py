@@ -1,6 +1,6 @@
 """Grading is safe against the code it runs: attack submissions, each graded, each attack failing.
 
-A probe course (`tools/grading/probe.py`) is graded by the real `nbgrader autograde` with
+A probe course (`tools/gradeday/probe.py`) is graded by the real `nbgrader autograde` with
 `WORKBOOK_SANDBOX=1`. Each attacker hands in the correct answers plus an attack in a solution cell
 that prints BLOCKED or LEAKED; the test checks the score (graded normally), the printed verdict and
 the attack's target (gradebook rows, a loopback listener, the grader still running). A control run
@@ -20,8 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from grading.nbgrader_cli import nbgrader_env
-from grading.probe import ASSIGNMENT, HIDDEN_MARKER, NOTEBOOK, SOLUTIONS, probe_course, submission
+from gradeday.nbgrader_cli import nbgrader_env
+from gradeday.probe import ASSIGNMENT, HIDDEN_MARKER, NOTEBOOK, SOLUTIONS, probe_course, submission
 
 from dspy_workbook.grading import execute as nbgrader_execute
 from dspy_workbook.grading.sandbox import SandboxUnavailable, sandbox_mode

@@ -705,3 +705,203 @@ def test_the_guard_stops_the_loops_the_model_falls_into(local: Any) -> None:
             ]
     assert any(_loops(a) for a in answers[None]), answers[None]  # the loops the guard is for
     assert not any(_loops(a) for a in answers[4]), answers[4]
+
+
+# -- the thread count: chosen call by call from what the other processes use ---------------------
+class _FakeCpu:
+    """`cpu_sample()` stand-in: the other processes use `others` cores; the clock advances 1 s."""
+
+    def __init__(self, others: float) -> None:
+        self.others, self.wall, self.busy = others, 0.0, 0.0
+
+    def __call__(self) -> Any:
+        from dspy_workbook.lm.local.threads import CpuSample
+
+        self.wall += 1.0
+        self.busy += self.others
+        return CpuSample(busy=self.busy, own=0.0, wall=self.wall)
+
+
+@pytest.mark.parametrize(
+    ("cores", "max_threads", "start", "others", "expected"),
+    [
+        (2, 2, 1, 0.05, 2),  # an idle 2-core machine (load average ~0.7 from the kernel): 2
+        (2, 2, 1, 0.3, 1),  # not idle enough to go up ...
+        (2, 2, 2, 0.3, 2),  # ... but not busy enough to go down (no flapping)
+        (2, 2, 2, 0.6, 1),  # another process wants a core: 1
+        (2, 2, 2, 5.0, 1),  # load 5-7: 1
+        (8, 2, 1, 3.0, 2),  # a big machine half busy still has two free cores
+        (8, 4, 1, 0.1, 4),  # more only when asked for (unmeasured beyond 2 cores)
+        (1, 2, 1, 0.0, 1),  # never more threads than cores
+    ],
+)
+def test_the_thread_rule_tells_busy_from_idle(
+    monkeypatch: pytest.MonkeyPatch,
+    cores: int,
+    max_threads: int,
+    start: int,
+    others: float,
+    expected: int,
+) -> None:
+    from dspy_workbook.lm.local import threads
+
+    monkeypatch.setattr(threads, "cpu_sample", _FakeCpu(others))
+    governor = threads.ThreadGovernor(cores=cores, max_threads=max_threads)
+    governor.current = start
+    assert governor.choose() == expected, (cores, others, governor.others)
+    assert governor.others == pytest.approx(others)
+
+
+def test_the_thread_rule_without_cpu_times_falls_back_safely(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from dspy_workbook.lm.local import threads
+
+    monkeypatch.setattr(threads, "cpu_sample", lambda: None)
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (6.0, 6.0, 6.0))
+    assert threads.ThreadGovernor(cores=2).choose() == 1  # busy by the load average: 1
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert threads.ThreadGovernor(cores=2).choose() == 2
+
+
+def test_the_runtime_applies_the_thread_choice_during_a_call(
+    local: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import llama_cpp
+
+    from dspy_workbook.lm.local import threads
+
+    cpu = _FakeCpu(0.0)
+    monkeypatch.setattr(threads, "cpu_sample", cpu)
+    engine = local.LocalLlamaEngine(shared=False)
+    runtime = engine._runtime
+    assert runtime.governor is not None and engine.dump_state()["n_threads"] is None
+    runtime.governor.cores = 2  # the rule as on a 2-core machine, whatever this one has
+    request = _request(local, "Count from one to five.", max_tokens=24)
+    try:
+        for others, expected in ((0.0, 2), (1.5, 1), (0.0, 2)):
+            cpu.others = others
+            runtime.governor.tokens.clear()
+            bounded(lambda: engine.complete(request))
+            in_use = runtime.submit(lambda: llama_cpp.llama_n_threads(runtime.llama().ctx))
+            assert in_use.result(TIMEOUT) == expected == engine.n_threads
+            assert set(runtime.governor.tokens) == {expected}, runtime.governor.tokens
+    finally:
+        engine.close()
+    fixed = local.LocalLlamaEngine(n_threads=1)
+    assert fixed._runtime.governor is None and fixed.n_threads == 1
+
+
+def test_the_thread_count_does_not_change_the_answer(local: Any) -> None:
+    # The governor may switch threads in the middle of an answer: llama.cpp splits each matrix
+    # product by rows, so the tokens must not depend on the count.
+    engines = [local.LocalLlamaEngine(n_threads=n, shared=False) for n in (1, 2)]
+    request = _request(local, "Describe a dragon in two sentences.", max_tokens=48)
+    try:
+        texts = [bounded(lambda e=e: e.complete(request)).text for e in engines]
+    finally:
+        for engine in engines:
+            engine.close()
+    assert texts[0] == texts[1]
+
+
+# -- strings end where the model ends them --------------------------------------------------------
+def _closer_vocab() -> tuple[list[str], dict[str, int]]:
+    vocab = ['{"', "answer", '":', ' "', "2", "0", " }", "\n", "}", " is", '"', "<end>", "]"]
+    return vocab, {text: index for index, text in enumerate(vocab)}
+
+
+def test_the_closer_picks_the_quote_where_the_model_ends_the_value(local: Any) -> None:
+    import numpy as np
+
+    from dspy_workbook.lm.local.closer import StringCloser
+
+    vocab, token = _closer_vocab()
+    closer = StringCloser(
+        lambda i: b"" if vocab[i] == "<end>" else vocab[i].encode(),
+        lambda i: vocab[i] == "<end>",
+        token['"'],
+    )
+
+    def steered(best: str) -> str:
+        logits = np.zeros(len(vocab), dtype=np.float32)
+        logits[token[best]] = 5.0
+        closer.steer(logits)
+        return vocab[int(logits.argmax())]
+
+    assert steered(" }") == " }"  # outside a string: JSON structure, not touched
+    for text in ('{"', "answer", '":'):
+        closer.accept(token[text])
+    assert steered(" }") == " }"
+    closer.accept(token[' "'])
+    assert steered(" }") == " }"  # an empty string cannot close yet (the grammar wants a char)
+    closer.accept(token["2"])
+    closer.accept(token["0"])
+    for ending in (" }", "\n", "}", "<end>", "]"):
+        assert steered(ending) == '"', ending  # "20" and then the end: close the string
+    assert steered(" is") == " is"  # a value that goes on with words is never cut
+    closer.accept(token['"'])
+    assert steered("}") == "}"  # closed: the object's brace is the grammar's business
+
+
+def test_the_guard_stops_endless_numbers(local: Any) -> None:
+    import numpy as np
+
+    from dspy_workbook.lm.local import RepetitionGuard
+
+    vocab = [' "', "4", ".", "2", "3", " years", '"']
+    token = {text: index for index, text in enumerate(vocab)}
+    guard = RepetitionGuard(lambda i: vocab[i].encode(), max_digits=16)
+    for text in (' "', "4", ".", *["2", "3"] * 8):  # 16 digits after the point
+        guard.accept(token[text])
+    logits = np.zeros(len(vocab), dtype=np.float32)
+    logits[token["2"]], logits[token["3"]], logits[token[" years"]] = 9.0, 8.0, 1.0
+    guard.block(logits)
+    assert vocab[int(logits.argmax())] == " years"  # a 17th digit in a row: no
+    guard.accept(token["."])
+    logits[:] = 0.0
+    logits[token["2"]] = 9.0
+    guard.block(logits)
+    assert vocab[int(logits.argmax())] == "2"  # a new number may start
+
+
+NUMBER_QUESTIONS = [
+    "What is 20 divided by 4?",
+    "What is the boiling point of water in Celsius?",
+    "How many seconds are in a minute?",
+    "How many days are in a leap year?",
+]
+
+
+def test_answers_do_not_swallow_the_closing_brace(configured: dspy.LM) -> None:
+    # Without the closer the model wrote "20 } 20 / 4 = 4.2222…" into the answer: it had ended
+    # the value with " }" and the grammar kept the string open. Now every answer parses and no
+    # answer carries a brace or runs to its bound.
+    for module in (dspy.Predict, dspy.ChainOfThought):
+        program = module("question -> answer")
+        for question in NUMBER_QUESTIONS:
+            prediction = bounded(lambda q=question, p=program: p(question=q))
+            for name, value in prediction.items():
+                if isinstance(value, str):
+                    assert "}" not in value, (question, name, value)
+            assert len(prediction.answer) < 200, prediction  # Predict's bound at max_tokens 256
+
+
+# -- llama.cpp's extra buffer types: off only where they crash ---------------------------------
+@pytest.mark.parametrize(
+    ("cpuinfo", "machine", "environ", "expected"),
+    [
+        ("flags\t\t: fpu sse2 avx2 avx512f\n", "x86_64", {}, True),  # no AMX: llama.cpp's default
+        ("flags\t\t: fpu avx512f amx_bf16 amx_tile amx_int8\n", "x86_64", {}, False),  # crashes
+        ("processor\t: 0\n", "x86_64", {}, False),  # flags unknown: play safe
+        ("", "arm64", {}, True),  # llama.cpp's AMX buffer exists on x86 only
+        ("flags\t\t: amx_tile\n", "x86_64", {"WORKBOOK_LLAMA_EXTRA_BUFFERS": "1"}, True),
+        ("flags\t\t: avx2\n", "AMD64", {"WORKBOOK_LLAMA_EXTRA_BUFFERS": "0"}, False),
+    ],
+)
+def test_extra_buffer_types_are_off_only_on_cpus_with_amx(
+    cpuinfo: str, machine: str, environ: dict[str, str], expected: bool
+) -> None:
+    from dspy_workbook.lm.local.runtime import extra_buffer_types_enabled
+
+    assert extra_buffer_types_enabled(cpuinfo, machine, environ) is expected

@@ -21,11 +21,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from grading.autograde import StudentRun, autograde_class  # noqa: E402
-from grading.collect import LMS_PATTERN, CollectError, collect_folder, collect_zip  # noqa: E402
-from grading.nbgrader_cli import nbgrader, nbgrader_env  # noqa: E402
-from grading.precheck import precheck  # noqa: E402
-from grading.report import student_report  # noqa: E402
+from gradeday.autograde import StudentRun, autograde_class  # noqa: E402
+from gradeday.collect import LMS_PATTERN, CollectError, collect_folder, collect_zip  # noqa: E402
+from gradeday.nbgrader_cli import nbgrader, nbgrader_env  # noqa: E402
+from gradeday.precheck import precheck  # noqa: E402
+from gradeday.report import student_report  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,6 +7,7 @@ one latency summary; nothing here computes a percentile.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -14,7 +15,14 @@ from typing import Any
 
 from ..progress import track as progress
 
-__all__ = ["CallRecord", "ManualClock", "hit_rate_curve", "run_stream", "time_calls"]
+__all__ = [
+    "CallRecord",
+    "ManualClock",
+    "check_seconds",
+    "hit_rate_curve",
+    "run_stream",
+    "time_calls",
+]
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,24 @@ def time_calls(
         call()
         times.append(time.perf_counter() - start)
     return times
+
+
+def check_seconds(name: str, value: Any) -> float:
+    """`value` as a number of seconds >= 0, or a ValueError that says what is wrong with it.
+
+    A TTL of NaN would silently switch expiry off (every comparison with NaN is False), and a
+    negative or infinite one means nothing: refuse them, and bools and strings, clearly.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        usable = False
+    else:
+        usable = 0 <= value <= sys.float_info.max  # False for NaN, infinity and huge ints
+    if not usable:
+        raise ValueError(
+            f"{name} must be a finite number of seconds >= 0 (for no expiry use ttl=None), "
+            f"got {value!r}"
+        )
+    return float(value)
 
 
 class ManualClock:

@@ -10,14 +10,26 @@ from __future__ import annotations
 
 import functools
 import html
+import linecache
 import re
+import sysconfig
+import traceback
+from pathlib import Path
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, ParamSpec
 
 from ..threads import BoundExceeded, run_with_timeout
 
-__all__ = ["CheckResult", "NotAttempted", "call_student", "check", "expect"]
+__all__ = [
+    "CheckResult",
+    "NotAttempted",
+    "call_student",
+    "check",
+    "expect",
+    "expect_callable",
+    "student_line",
+]
 
 Outcome = Literal["correct", "incorrect", "not attempted", "error"]
 P = ParamSpec("P")
@@ -70,15 +82,68 @@ def expect(condition: Any, message: str) -> None:
         raise AssertionError(message)
 
 
-def call_student(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+def call_student(
+    what: str, fn: Callable[..., Any], *args: Any, hint: str = "", **kwargs: Any
+) -> Any:
     """Call the student's code; an unexpected exception becomes a specific 'incorrect' verdict
-    ("`what` raised KeyError: …") instead of a generic error."""
+    ("`what` raised KeyError: … (your line 12: `…`) — hint") instead of a generic error."""
     try:
         return fn(*args, **kwargs)
     except (NotImplementedError, AssertionError, NotAttempted):
         raise
     except Exception as exc:
-        raise AssertionError(f"{what} raised {type(exc).__name__}: {exc}") from exc
+        where = student_line(exc)
+        suffix = f" — {hint}" if hint else ""
+        raise AssertionError(
+            f"{what} raised {type(exc).__name__}: {exc}{f' ({where})' if where else ''}{suffix}"
+        ) from exc
+
+
+def expect_callable(obj: Any, name: str) -> None:
+    """A task's answer that is not a function or class yet (None, `...`, a string) counts as
+    not attempted, the same in every exercise: the student has not written it, they did not get
+    it wrong."""
+    if not callable(obj):
+        raise NotAttempted(
+            f"`{name}` is {type(obj).__name__}, not a function or class yet — define it in the "
+            "task's cell, run that cell, then this check again."
+        )
+
+
+# Frames in these folders are library code (the standard library, installed packages, this
+# package): the student's own line is the last frame outside them, e.g. a notebook cell.
+_LIBRARY_DIRS = tuple(
+    str(Path(p).resolve())
+    for p in {
+        sysconfig.get_paths()["stdlib"],
+        sysconfig.get_paths()["purelib"],
+        sysconfig.get_paths()["platlib"],
+        str(Path(__file__).resolve().parents[1]),
+    }
+)
+
+
+def _is_library(filename: str) -> bool:
+    if filename.startswith("<frozen"):
+        return True
+    try:
+        resolved = str(Path(filename).resolve())
+    except (OSError, ValueError):
+        return False
+    return resolved.startswith(_LIBRARY_DIRS) or "site-packages" in resolved
+
+
+def student_line(exc: BaseException) -> str:
+    """'your line N: `code`' for the last traceback frame in the student's own code (a notebook
+    cell), or '' when the exception never passed through it."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not _is_library(f.filename)]
+    if not frames:
+        return ""
+    frame = frames[-1]
+    code = (frame.line or linecache.getline(frame.filename, frame.lineno or 0)).strip()
+    if len(code) > 80:
+        code = code[:77] + "…"
+    return f"your line {frame.lineno}: `{code}`" if code else f"your line {frame.lineno}"
 
 
 def check(
@@ -121,8 +186,14 @@ def check(
                 )
             except AssertionError as exc:
                 return CheckResult(task, "incorrect", str(exc) or "an assertion failed")
-            except Exception as exc:  # the student's code failed: say how, without a traceback
-                return CheckResult(task, "error", f"your code raised {type(exc).__name__}: {exc}")
+            except Exception as exc:  # the student's code failed: say how and where, no traceback
+                where = student_line(exc)
+                return CheckResult(
+                    task,
+                    "error",
+                    f"your code raised {type(exc).__name__}: {exc}"
+                    + (f" ({where})" if where else ""),
+                )
             return CheckResult(task, "correct", praise or "well done.")
 
         return run

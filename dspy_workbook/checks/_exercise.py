@@ -59,10 +59,14 @@ class Hint:
     text: str
 
     def __repr__(self) -> str:
+        if self.level == 0:  # not a hint: a key or level that names none
+            return f"💡 {self.title}: {self.text}"
         more = " (more: call again)" if self.level < self.levels else " (last hint)"
         return f"💡 {self.title} — hint {self.level}/{self.levels}{more}: {self.text}"
 
     def _repr_markdown_(self) -> str:
+        if self.level == 0:
+            return f"💡 **{self.title}**: {self.text}"
         more = "call `hint` again for the next one" if self.level < self.levels else "last hint"
         return f"💡 **{self.title}** — hint {self.level} of {self.levels} ({more})\n\n{self.text}"
 
@@ -154,19 +158,41 @@ class Exercise:
 
         return decorate
 
-    def hint(self, key: str | None = None, level: int | None = None) -> Hint:
-        """The next hint for task `key` (or hint number `level`); each call reveals one more."""
-        if key not in self.tasks:
-            known = ", ".join(repr(k) for k in self.tasks)
-            raise KeyError(f"no task {key!r} in {self.title}; the tasks are {known}")
-        task = self.tasks[key]
+    def find(self, key: object) -> Task | None:
+        """The task `key` names: its key ("cache_key"), "Task 2", "task 2", 2, or its title."""
+        if isinstance(key, int) and not isinstance(key, bool):
+            key = f"task {key}"
+        if not isinstance(key, str):
+            return None
+        wanted = " ".join(key.lower().replace("·", " ").split())
+        for task in self.tasks.values():
+            number = " ".join(task.title.lower().split("·")[0].split())  # "task 2"
+            title = " ".join(task.title.lower().replace("·", " ").split())
+            if wanted in (task.key.lower(), number, title):
+                return task
+        return None
+
+    def hint(self, key: object = None, level: int | None = None) -> Hint:
+        """The next hint for a task (or hint number `level`); each call reveals one more.
+
+        `key` is what the notebook names beside the task: its key, "Task 2", 2, or its title. A key
+        that names no task answers with one line listing the ones that do, never a traceback.
+        """
+        task = self.find(key)
+        if task is None:
+            known = ", ".join(
+                f'"{t.key}" ({t.title.split("·")[0].strip()})' for t in self.tasks.values()
+            )
+            return Hint(self.title, 0, 0, f"no task {key!r} here; ask for one of: {known}.")
         if not task.hints:
             return Hint(task.title, 1, 1, "no hints for this task: re-read its instructions.")
         if level is None:
             task.hints_shown = min(task.hints_shown + 1, len(task.hints))
             level = task.hints_shown
         if not 1 <= level <= len(task.hints):
-            raise ValueError(f"{task.title} has hints 1 to {len(task.hints)}, not {level}")
+            return Hint(
+                task.title, 0, len(task.hints), f"hints go from 1 to {len(task.hints)}, not {level}."
+            )
         return Hint(task.title, level, len(task.hints), task.hints[level - 1])
 
     def check_all(self, namespace: Mapping[str, Any] | None = None) -> Summary:

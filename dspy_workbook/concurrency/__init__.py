@@ -2,13 +2,16 @@
 
 The runner, the rate limiter, the timeout and the streaming helpers are what students write in the
 notebook; this package only measures what their code does and supplies programs to run it on.
+`trial_bucket` floods a rate limiter on a loop whose clock skips idle waits (`FastForwardLoop`),
+so a test of seconds of traffic takes milliseconds.
 Latency percentiles come from the workbook's one summary, `dspy_workbook.stats` (re-exported here
 as `percentile` and `LatencySummary` for code written against earlier versions).
 """
 
 from ..progress import progress, progress_enabled
 from ..stats import LatencySummary, percentile
-from ._flood import Flood, flood
+from ._fastforward import FastForwardLoop, run_fast_forward
+from ._flood import Flood, FloodUnfinished, flood, trial_bucket
 from ._inflight import InFlight
 from ._programs import FlakyQA, ScriptedFailure, ScriptedQA, demo_latency, distinct_questions
 from ._throughput import (
@@ -21,8 +24,10 @@ from ._throughput import (
 from ._windows import max_per_window
 
 __all__ = [
+    "FastForwardLoop",
     "FlakyQA",
     "Flood",
+    "FloodUnfinished",
     "InFlight",
     "LatencySummary",
     "ScriptedFailure",
@@ -39,4 +44,6 @@ __all__ = [
     "plot_throughput",
     "progress",
     "progress_enabled",
+    "run_fast_forward",
+    "trial_bucket",
 ]

@@ -7,30 +7,44 @@ by `nbgrader autograde` get `grading.GRADING_ENV`, through this preprocessor.
 
 The same preprocessor runs each grading kernel inside `sandbox.Sandbox` (bubblewrap) when it is
 available (`$WORKBOOK_SANDBOX`, see `dspy_workbook.grading.sandbox`), and grades a submission
-whose kernel
-dies (it killed itself, or ran out of memory) instead of abandoning it: every cell after the death
-gets an error output, so its tests score zero rather than nothing being recorded.
+whose kernel dies (it killed itself, or ran out of memory) instead of abandoning it: every cell
+after the death gets an error output, so its tests score zero rather than nothing being recorded.
+
+It runs only what can change a score: cells up to the notebook's last graded cell. Going-further
+parts, `check_all()` and a notebook without graded cells (the start notebook) carry no points, so
+they are not run (they were two thirds of a solved class's grading time). And it bounds one
+student's notebooks together (`student_seconds`, see `limits.py`): once a student's code has used
+that much execution, their remaining cells are not run and score zero.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from time import monotonic
+from typing import Any, ClassVar
 
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import ensure_async, run_sync
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
 from nbgrader.preprocessors import Execute
-from traitlets import Integer, List, Unicode
+from nbgrader.utils import is_grade
+from traitlets import Enum, Float, Integer, List, Unicode
 
 from .env import grading_env
+from .limits import STUDENT_SECONDS
 from .sandbox import INSTALL_HINT, Sandbox, SandboxUnavailable, bwrap_path, sandbox_mode
 
-__all__ = ["GradingExecute", "SandboxedKernelManager"]
+__all__ = ["GradingExecute", "SandboxedKernelManager", "last_graded_cell"]
+
+
+def last_graded_cell(nb: NotebookNode) -> int:
+    """The index of the notebook's last graded cell, or -1 when it has none."""
+    return max((i for i, cell in enumerate(nb.cells) if is_grade(cell)), default=-1)
 
 
 class SandboxedKernelManager(AsyncKernelManager):
@@ -83,6 +97,21 @@ class GradingExecute(Execute):
     sandbox_hide = List(Unicode(), help="more folders the sandboxed kernel must not see").tag(
         config=True
     )
+    student_seconds = Float(
+        STUDENT_SECONDS,
+        help="execution time one student's notebooks of an assignment may use in all; the cells "
+        "left when it runs out are not run and score zero (0: no bound)",
+    ).tag(config=True)
+    # Nothing in a grading kernel needs a graceful exit (each notebook gets a fresh one); waiting
+    # for it cost up to ~2 s per notebook when the student's code left threads running.
+    shutdown_kernel = Enum(["graceful", "immediate"], default_value="immediate").tag(config=True)
+
+    # Seconds of execution used so far per (student, assignment), over the notebooks this process
+    # grades (`nbgrader autograde` grades one notebook after another, student by student).
+    _spent: ClassVar[dict[tuple[str, str], float]] = {}
+    _last_graded = -1
+    _deadline: float | None = None
+    _kernel_died: str | None = None
 
     def _make_sandbox(self) -> Sandbox | None:
         mode = self.sandbox or sandbox_mode()
@@ -126,6 +155,27 @@ class GradingExecute(Execute):
         ]
 
     def preprocess(self, nb: NotebookNode, resources: Any = None, km: Any = None) -> Any:
+        self._kernel_died = None
+        self._last_graded = last_graded_cell(nb)
+        if self._last_graded < 0:
+            self.log.info("No graded cell in this notebook: not run (nothing in it scores)")
+            return nb, resources
+        student = _student(resources)
+        self._deadline = None
+        if self.student_seconds > 0:
+            left = self.student_seconds - (self._spent.get(student, 0.0) if student else 0.0)
+            self._deadline = monotonic() + left
+            if left <= 0:
+                self.log.error(
+                    "%s's notebooks used up their grading time (%g s): this one is not run "
+                    "and scores zero",
+                    student[0] if student else "This student",
+                    self.student_seconds,
+                )
+                for index, cell in enumerate(nb.cells):
+                    if cell.cell_type == "code" and index <= self._last_graded:
+                        cell.outputs = [self._not_run_error()]
+                return nb, resources
         box = self._make_sandbox()
         if box is not None:
             self.kernel_manager_class = type(
@@ -135,8 +185,60 @@ class GradingExecute(Execute):
                 "Sandboxed grading kernel (bubblewrap: no network, only %s writable)",
                 (resources or {}).get("metadata", {}).get("path", "the submission"),
             )
-        self._kernel_died: str | None = None
-        return super().preprocess(nb, resources, km)
+        start = monotonic()
+        try:
+            return super().preprocess(nb, resources, km)
+        finally:
+            if student:
+                self._spent[student] = self._spent.get(student, 0.0) + monotonic() - start
+
+    def _not_run_error(self) -> NotebookNode:
+        return _error(
+            "GradingTimeUsedUp",
+            f"not run: this student's notebooks used up their grading time "
+            f"({self.student_seconds:g} s in all) in cells that did not finish",
+        )
+
+    def _get_timeout(self, cell: NotebookNode | None) -> int | None:
+        """The cell time limit, or less when the student's grading time runs out first."""
+        timeout = super()._get_timeout(cell)
+        if self._deadline is None:
+            return timeout
+        left = max(1, math.ceil(self._deadline - monotonic()))
+        return left if timeout is None else min(timeout, left)
+
+    async def _async_handle_timeout(
+        self, timeout: int, cell: NotebookNode | None = None
+    ) -> None | dict[str, Any]:
+        """Interrupt the cell; its error says which limit stopped it: the cell's own, or the
+        student's grading time."""
+        budget_ran_out = (
+            self._deadline is not None
+            and monotonic() >= self._deadline - 1
+            and (not self.timeout or timeout < self.timeout)
+        )
+        if budget_ran_out:
+            ename = "GradingTimeUsedUp"
+            evalue = (
+                f"stopped after {timeout} s: this student's notebooks used up their grading "
+                f"time ({self.student_seconds:g} s in all) in cells that did not finish"
+            )
+        else:
+            ename = "CellTimeoutError"
+            evalue = (
+                f"this cell ran for more than {timeout} s and was stopped: check for an "
+                "infinite loop or a call that never returns"
+            )
+        saved = self.error_on_timeout
+        self.error_on_timeout = {
+            "ename": ename,
+            "evalue": evalue,
+            "traceback": [f"{ename}: {evalue}"],
+        }
+        try:
+            return await super()._async_handle_timeout(timeout, cell)
+        finally:
+            self.error_on_timeout = saved
 
     # nbclient binds the sync `start_new_kernel` to the base class's coroutine, so both entry
     # points are overridden.
@@ -155,11 +257,17 @@ class GradingExecute(Execute):
         execution_count: int | None = None,
         store_history: bool = True,
     ) -> NotebookNode:
-        """Run a cell; once the kernel has died, every later code cell gets an error output."""
+        """Run a cell up to the last graded one; once the kernel has died or the student's grading
+        time has run out, every later code cell up to there gets an error output."""
+        if cell_index > self._last_graded:
+            return cell  # no points from here on: not run
         if cell.cell_type != "code" or not cell.source.strip():
             return await super().async_execute_cell(
                 cell, cell_index, execution_count, store_history
             )
+        if self._deadline is not None and monotonic() >= self._deadline:
+            cell.outputs = [self._not_run_error()]
+            return cell
         if self._kernel_died is not None:
             cell.outputs = [
                 _error("KernelDied", f"not run: the kernel stopped in cell {self._kernel_died}")
@@ -198,6 +306,14 @@ class GradingExecute(Execute):
 
     # nbconvert's ExecutePreprocessor calls the sync `execute_cell`, bound to the base coroutine.
     execute_cell = run_sync(async_execute_cell)
+
+
+def _student(resources: Any) -> tuple[str, str] | None:
+    """(student, assignment) when nbgrader grades a submission; None for a lone notebook."""
+    about = (resources or {}).get("nbgrader") or {}
+    if "student" not in about:
+        return None
+    return str(about.get("student") or ""), str(about.get("assignment") or "")
 
 
 def _error(ename: str, evalue: str) -> NotebookNode:

@@ -3,6 +3,7 @@
 Everything outside this package imports from here (`dspy_workbook.lm`), never from its modules.
 """
 
+from ._hosted import CourseJSONAdapter, HostedLM, is_local
 from ._request import request_inputs, request_messages, request_text
 from ._select import BACKEND_ENV, BackendInfo, backend_name, course_lm, describe, setup
 from ._sim import SIM_MODEL, AsyncSimEngine, SimEngine, SimStats, sim_lm
@@ -24,6 +25,8 @@ __all__ = [
     "AsyncSimEngine",
     "BACKEND_ENV",
     "BackendInfo",
+    "CourseJSONAdapter",
+    "HostedLM",
     "GrammarPlan",
     "LOCAL_MODEL",
     "LocalLlamaEngine",
@@ -35,6 +38,7 @@ __all__ = [
     "bound_schema",
     "course_lm",
     "describe",
+    "is_local",
     "json_grammar_text",
     "local_lm",
     "local_model_path",

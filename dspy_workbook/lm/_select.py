@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import dspy
 
 from .._errors import BackendError
+from ._hosted import CourseJSONAdapter, HostedLM
 from ._sim import AsyncSimEngine, SimEngine, sim_lm
 
 __all__ = ["BACKEND_ENV", "BackendInfo", "backend_name", "course_lm", "describe", "setup"]
@@ -73,7 +74,7 @@ def _hosted_lm(model: str, **lm_kwargs) -> dspy.LM:
             "again. "
             f"Without a key, unset {BACKEND_ENV} to use the embedded local model."
         )
-    return dspy.LM(model, **lm_kwargs)
+    return HostedLM(model, **lm_kwargs)
 
 
 def course_lm(backend: str | None = None, **options) -> dspy.LM:
@@ -109,13 +110,14 @@ def setup(backend: str | None = None, *, quiet: bool = False, **options) -> dspy
     """Configure DSPy for the course and return the LM; run it in each notebook's first cell.
 
     DSPy's JSON adapter is used everywhere: the local model's decoding is constrained to the JSON
-    schema of the signature's outputs, which is what makes a 135M model's answers always parse.
+    schema of the signature's outputs, which is what makes a 135M model's answers always parse; a
+    hosted model is asked for the same schema (`response_format`, see `_hosted.py`).
     DSPy's built-in cache is kept in memory only, so every fresh kernel starts cold and the
     measurements in the notebooks repeat; Exercise 1 turns the disk tier on where it teaches it.
     """
     lm = course_lm(backend, **options)
     dspy.configure_cache(enable_disk_cache=False, enable_memory_cache=True)
-    dspy.configure(lm=lm, adapter=dspy.JSONAdapter())
+    dspy.configure(lm=lm, adapter=CourseJSONAdapter())
     if not quiet:
         print(describe(lm))
     return lm

@@ -1,31 +1,38 @@
 """Support code for Exercise 6 (monitoring and observability).
 
-Provided here is the plumbing around what you build in the notebook (the metrics collector, the
-statistics, the adaptive detector and the alert manager): per-call usage capture, the price table,
-labelled questions and the quality metric, a simulated provider you can break on purpose, system
-sampling, alert sinks and a non-blocking dispatcher, a webhook receiver, dashboards, Prometheus
-exposition and a real Prometheus server for the advanced part.
+Provided here is the plumbing around what you build in the notebook (the metrics collector's
+hooks and the adaptive detector): the collector's storage and per-call usage capture
+(`CollectorBase`, `CallUsage`), the price table, labelled questions and the quality metric, the
+statistics and business report, alert management with sinks and a non-blocking dispatcher, a
+webhook receiver, a simulated provider you can break on purpose, system sampling, dashboards,
+Prometheus exposition and a real Prometheus server for the advanced part.
 """
 
 from ._alerts import Alert, AlertDispatcher, CallbackSink, LogSink, Sink, WebhookSink
+from ._collector import CollectorBase, named_inputs, reported_confidence
 from ._dashboard import LiveView, dashboard_figure
 from ._labels import LabelledQuality, labelled_pairs
-from ._observation import Observation, PredictionState, observations_frame
+from ._manager import AlertManager, BatchMeans
+from ._observation import Observation, PredictionState, monotonic_index, observations_frame
 from ._prices import PRICES, Price, answer_cost, price_of
 from ._prometheus import LATENCY_BUCKETS, METRIC_NAMES, MetricsServer, PrometheusMetrics
 from ._promserver import CONFIG_DIR, PrometheusServer, PrometheusUnavailable, promtool
 from ._receiver import WebhookReceiver
+from ._report import STAT_COLUMNS, business_metrics, metric_stats
 from ._scenario import Faults, ScenarioEngine, scenario_lm
 from ._system import SystemSample, SystemSampler, sample_system
 from ._usage import CallUsage
-from ._workload import run_workload, workload_questions
+from ._workload import fresh_cache, run_workload, workload_questions
 
 __all__ = [
     "Alert",
     "AlertDispatcher",
+    "AlertManager",
+    "BatchMeans",
     "CONFIG_DIR",
     "CallUsage",
     "CallbackSink",
+    "CollectorBase",
     "Faults",
     "LATENCY_BUCKETS",
     "LabelledQuality",
@@ -41,6 +48,7 @@ __all__ = [
     "PrometheusMetrics",
     "PrometheusServer",
     "PrometheusUnavailable",
+    "STAT_COLUMNS",
     "ScenarioEngine",
     "Sink",
     "SystemSample",
@@ -48,8 +56,13 @@ __all__ = [
     "WebhookReceiver",
     "WebhookSink",
     "answer_cost",
+    "business_metrics",
     "dashboard_figure",
+    "fresh_cache",
     "labelled_pairs",
+    "metric_stats",
+    "monotonic_index",
+    "named_inputs",
     "observations_frame",
     "price_of",
     "promtool",
@@ -59,16 +72,6 @@ __all__ = [
     "scenario_lm",
     "workload_questions",
 ]
-
-
-def reported_confidence(prediction) -> float | None:
-    """The `confidence` a program reported (a number in 0..1), or None when it reports none."""
-    value = getattr(prediction, "confidence", None) if prediction is not None else None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return min(1.0, max(0.0, number)) if number == number else None
 
 
 def __getattr__(name: str):

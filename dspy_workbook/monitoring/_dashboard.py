@@ -18,6 +18,15 @@ def _rolling(frame: pd.DataFrame, column: str, window: int) -> pd.Series:
     return frame[column].astype(float).rolling(window, min_periods=1).mean()
 
 
+def _legend(ax, extra=None) -> None:
+    """The panel's legend to the right of its plot, where it covers no data."""
+    handles, labels = ax.get_legend_handles_labels()
+    if extra is not None:
+        more_handles, more_labels = extra.get_legend_handles_labels()
+        handles, labels = handles + more_handles, labels + more_labels
+    ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.07, 1.0), fontsize=8)
+
+
 def dashboard_figure(
     observations: Sequence[Observation],
     system: pd.DataFrame | None = None,
@@ -35,7 +44,7 @@ def dashboard_figure(
     frame = observations_frame(observations).reset_index(drop=True)
     x = np.arange(1, len(frame) + 1)
     panels = 4 if system is not None and not system.empty else 3
-    fig, axes = plt.subplots(panels, 1, figsize=(11, 2.4 * panels), sharex=False)
+    fig, axes = plt.subplots(panels, 1, figsize=(12, 2.4 * panels), sharex=False)
     ms = frame["latency"] * 1000
     ax = axes[0]
     ax.plot(x, ms, ".", color="#90a4ae", label="latency per request")
@@ -55,7 +64,7 @@ def dashboard_figure(
         label="rolling p5–p95 band",
     )
     ax.set(ylabel="ms", title="Latency")
-    ax.legend(loc="upper left", fontsize=8)
+    _legend(ax)
     ax = axes[1]
     ax.plot(
         x,
@@ -65,13 +74,13 @@ def dashboard_figure(
     )
     ax.plot(x, 100 * _rolling(frame, "cache_hit", window), color="#2e7d32", label="cache hit rate")
     ax.set(ylabel="% (rolling)", ylim=(-5, 105), title="Errors and cache hits")
-    ax.legend(loc="upper left", fontsize=8)
+    _legend(ax)
     ax = axes[2]
     quality = frame["quality"].astype(float)
     ax.plot(x, quality, ".", color="#bdbdbd", label="quality per labelled answer")
     ax.plot(x, quality.rolling(window, min_periods=1).mean(), color="#6a1b9a", label="rolling mean")
     ax.set(ylabel="0..1", ylim=(-0.05, 1.05), title="Answer quality", xlabel="request #")
-    ax.legend(loc="lower left", fontsize=8)
+    _legend(ax)
     for panel in axes[:3]:
         for at, label in marks:
             panel.axvline(at, color="#ef6c00", linestyle="--", linewidth=1)
@@ -87,17 +96,20 @@ def dashboard_figure(
         panel.grid(alpha=0.3)
     if panels == 4:
         ax = axes[3]
-        seconds = (system["at"] - system["at"].iloc[0]).to_numpy()
+        clock = system["clock"] if "clock" in system else system["at"]
+        seconds = (clock - clock.iloc[0]).to_numpy()
         ax.plot(seconds, system["system_cpu_percent"], color="#ef6c00", label="machine CPU %")
         ax.plot(seconds, system["cpu_percent"], color="#8d6e63", label="this process CPU %")
         twin = ax.twinx()
         twin.plot(seconds, system["rss_mb"], color="#00838f", label="process memory (MB)")
         twin.set_ylabel("MB")
         ax.set(xlabel="seconds since start", ylabel="%", title="System health")
-        ax.legend(loc="upper left", fontsize=8)
-        twin.legend(loc="upper right", fontsize=8)
+        _legend(ax, extra=twin)
         ax.grid(alpha=0.3)
     fig.tight_layout()
+    # Closed for pyplot (it can still be displayed and saved): Jupyter's inline backend would
+    # otherwise draw every open figure again at the end of the cell, under `display(fig)`.
+    plt.close(fig)
     return fig
 
 

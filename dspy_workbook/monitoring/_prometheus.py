@@ -8,10 +8,22 @@ notebook cell would do.
 
 The metric names are the contract with `monitoring/alerts.yml` and the Grafana dashboard
 (`METRIC_NAMES`; a test checks that every name they use is exported).
+
+A counter only goes up and a histogram's sum only accumulates, for the life of the process: one
+NaN added makes it NaN *forever*, one negative latency makes a sum decrease (which Prometheus reads
+as a counter reset). So `observe` checks an observation once, before it touches any metric, and
+accounts it all or not at all: a bad one (a latency that is NaN, infinite or negative, a negative
+or fractional token count, a cost that is infinite or negative, a quality or confidence outside
+0..1) changes nothing but `dspy_observations_rejected_total{reason}`. A cost of NaN is the
+collector's "no price for this model": the prediction is counted, its cost is not, and
+`dspy_cost_unknown_total{model}` says how many such predictions there were — the same rule as
+`business_metrics` (which skips NaN costs), so the two agree.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 import threading
 
 from prometheus_client import (
@@ -28,7 +40,13 @@ from prometheus_client import (
 from ._observation import Observation
 from ._system import SystemSample
 
-__all__ = ["LATENCY_BUCKETS", "METRIC_NAMES", "MetricsServer", "PrometheusMetrics"]
+__all__ = [
+    "LATENCY_BUCKETS",
+    "METRIC_NAMES",
+    "MetricsServer",
+    "PrometheusMetrics",
+    "observation_problem",
+]
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 QUALITY_BUCKETS = (0.25, 0.5, 0.75, 1.0)
@@ -43,7 +61,34 @@ METRIC_NAMES = {
     "threads": "dspy_process_threads",
     "system_cpu": "dspy_system_cpu_percent",
     "system_memory": "dspy_system_memory_percent",
+    "cost_unknown": "dspy_cost_unknown_total",
+    "rejected": "dspy_observations_rejected_total",
 }
+REJECT_REASONS = ("latency", "tokens", "cost", "quality", "confidence")
+
+
+def _real(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def observation_problem(obs: Observation) -> tuple[str, str] | None:
+    """(reason, message) when `obs` must not reach a metric, else None. NaN cost is allowed: it
+    means "price unknown". `reason` is one of `REJECT_REASONS` (a closed set: it is a label)."""
+    if not (_real(obs.latency) and math.isfinite(obs.latency) and obs.latency >= 0):
+        return "latency", f"latency must be a finite number of seconds >= 0, got {obs.latency!r}"
+    for name in ("input_tokens", "output_tokens"):
+        value = getattr(obs, name)
+        if not (isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 0):
+            return "tokens", f"{name} must be a whole number >= 0, got {value!r}"
+    if not (
+        _real(obs.cost) and (math.isnan(obs.cost) or (math.isfinite(obs.cost) and obs.cost >= 0))
+    ):
+        return "cost", f"cost must be dollars >= 0 (NaN: price unknown), got {obs.cost!r}"
+    for name in ("quality", "confidence"):
+        value = getattr(obs, name)
+        if value is not None and not (_real(value) and 0.0 <= value <= 1.0):
+            return name, f"{name} must be in 0..1 or None, got {value!r}"
+    return None
 
 
 class PrometheusMetrics:
@@ -94,24 +139,49 @@ class PrometheusMetrics:
         self.threads = Gauge(n["threads"], "Threads of this process", registry=r)
         self.system_cpu = Gauge(n["system_cpu"], "Machine CPU in use (%)", registry=r)
         self.system_memory = Gauge(n["system_memory"], "Machine memory in use (%)", registry=r)
+        self.cost_unknown = Counter(
+            n["cost_unknown"].removesuffix("_total"),
+            "Predictions whose cost is unknown (no price for the model)",
+            ["model"],
+            registry=r,
+        )
+        self.rejected = Counter(
+            n["rejected"].removesuffix("_total"),
+            "Observations refused before touching any metric, by the first bad field",
+            ["reason"],
+            registry=r,
+        )
+        self.last_rejection = ""  # the message of the most recent rejection
+        self._lock = threading.Lock()  # one observation's updates are applied together
         if process:  # process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds, …
             ProcessCollector(registry=r)
             PlatformCollector(registry=r)
 
-    def observe(self, obs: Observation) -> None:
-        """Account one prediction (use as a collector listener)."""
+    def observe(self, obs: Observation) -> bool:
+        """Account one prediction (use as a collector listener): True, or False when it was
+        rejected (counted in `dspy_observations_rejected_total`, nothing else changed)."""
+        problem = observation_problem(obs)
+        if problem is not None:
+            reason, self.last_rejection = problem
+            self.rejected.labels(reason).inc()
+            return False
         model = obs.model or "unknown"
-        self.predictions.labels(model, "ok" if obs.ok else "error").inc()
-        self.latency.labels(model).observe(obs.latency)
-        self.tokens.labels(model, "input").inc(obs.input_tokens)
-        self.tokens.labels(model, "output").inc(obs.output_tokens)
-        self.cost.labels(model).inc(obs.cost)
-        if obs.cache_hit:
-            self.cache_hits.labels(model).inc()
-        if obs.quality is not None:
-            self.quality.labels(model).observe(obs.quality)
-        if obs.confidence is not None:
-            self.confidence.labels(model).observe(obs.confidence)
+        with self._lock:
+            self.predictions.labels(model, "ok" if obs.ok else "error").inc()
+            self.latency.labels(model).observe(obs.latency)
+            self.tokens.labels(model, "input").inc(obs.input_tokens)
+            self.tokens.labels(model, "output").inc(obs.output_tokens)
+            if math.isnan(obs.cost):
+                self.cost_unknown.labels(model).inc()
+            else:
+                self.cost.labels(model).inc(obs.cost)
+            if obs.cache_hit:
+                self.cache_hits.labels(model).inc()
+            if obs.quality is not None:
+                self.quality.labels(model).observe(obs.quality)
+            if obs.confidence is not None:
+                self.confidence.labels(model).observe(obs.confidence)
+        return True
 
     def observe_system(self, sample: SystemSample) -> None:
         """Set the system gauges from a psutil sample."""

@@ -12,11 +12,17 @@ __all__ = ["WebhookReceiver"]
 
 
 class WebhookReceiver:
-    """Collects JSON POSTed to `url` (127.0.0.1, a free port); `delay`/`status` simulate trouble."""
+    """Collects JSON POSTed to `url` (127.0.0.1, a free port); `delay`, `status` and `trickle`
+    simulate trouble.
 
-    def __init__(self, *, delay: float = 0.0, status: int = 200) -> None:
+    `delay` waits before answering; `trickle` answers one byte every `trickle` seconds (about 100
+    bytes in all), like a receiver that is overloaded or a proxy that is stuck: a client whose
+    time-out applies to each socket read would wait for the whole answer.
+    """
+
+    def __init__(self, *, delay: float = 0.0, status: int = 200, trickle: float = 0.0) -> None:
         self.received: list[dict[str, Any]] = []
-        self.delay, self.status = delay, status
+        self.delay, self.status, self.trickle = delay, status, trickle
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -29,8 +35,26 @@ class WebhookReceiver:
                     receiver.received.append(json.loads(body))
                 except ValueError:
                     receiver.received.append({"invalid": body.decode(errors="replace")})
+                if receiver.trickle:
+                    self._trickle(receiver.trickle)
+                    return
                 self.send_response(receiver.status)
                 self.end_headers()
+
+            def _trickle(self, pause: float) -> None:
+                body = b'{"ok": true, "note": "answered one byte at a time"}'
+                answer = (
+                    f"HTTP/1.1 {receiver.status} OK\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(body)}\r\n\r\n"
+                ).encode() + body
+                self.close_connection = True
+                for byte in answer:
+                    try:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                    except OSError:  # the client gave up: stop trickling
+                        return
+                    time.sleep(pause)
 
             def log_message(self, *args: Any) -> None:  # keep notebooks and test logs quiet
                 pass

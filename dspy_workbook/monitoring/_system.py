@@ -10,9 +10,11 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import psutil
+
+from ._observation import monotonic_index
 
 __all__ = ["SystemSample", "SystemSampler", "sample_system"]
 
@@ -26,6 +28,7 @@ class SystemSample:
     system_memory_percent: float  # machine memory in use
     threads: int  # this process's threads
     open_files: int  # this process's open files (plus sockets where the OS counts them)
+    clock: float = field(default_factory=time.monotonic)  # for ordering: never steps back
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -107,11 +110,12 @@ class SystemSampler:
         self.stop()
 
     def frame(self):
-        """The samples as a pandas DataFrame indexed by time."""
+        """The samples as a pandas DataFrame in monotonic-clock order, indexed by time (the
+        `at` column keeps the wall clock)."""
         import pandas as pd
 
-        frame = pd.DataFrame([s.as_dict() for s in self.samples])
+        frame = pd.DataFrame([s.as_dict() for s in list(self.samples)])
         if not frame.empty:
-            frame.index = pd.to_datetime(frame["at"], unit="s", utc=True)
-            frame.index.name = "time"
+            frame = frame.sort_values("clock", kind="stable").reset_index(drop=True)
+            frame.index = monotonic_index(frame["at"], frame["clock"])
         return frame

@@ -38,16 +38,17 @@ class _ForwardingTracker(UsageTracker):
 class CallUsage:
     """Usage of one LM call: `begin()` in `on_lm_start`, `end(exception)` in `on_lm_end`."""
 
-    def __init__(self) -> None:
+    def __init__(self, model: str = "") -> None:
         self._tracker = _ForwardingTracker(dspy.settings.usage_tracker)
         self._scope = dspy.context(usage_tracker=self._tracker)
+        self.model = model  # the LM's model id, e.g. "openai/gpt-4o-mini" (for the price)
         self.finished = False
         self.error: BaseException | None = None
 
     @classmethod
-    def begin(cls) -> CallUsage:
+    def begin(cls, model: str = "") -> CallUsage:
         """Start capturing the usage of the LM call that is about to run in this context."""
-        usage = cls()
+        usage = cls(model)
         usage._scope.__enter__()
         return usage
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..progress import track  # the workbook's progress bar: a widget in JupyterLab, silent in CI
 
-__all__ = ["run_workload", "workload_questions"]
+__all__ = ["fresh_cache", "run_workload", "workload_questions"]
 
 
 def workload_questions(n: int, pairs: Sequence[tuple[str, str]] | None = None) -> list[str]:
@@ -38,3 +39,34 @@ def run_workload(
         except Exception as exc:  # a monitored failure, not a reason to stop the workload
             results.append(exc)
     return results
+
+
+@contextlib.contextmanager
+def fresh_cache() -> Iterator[Any]:
+    """DSPy's cache, empty and in memory only, for the duration of the block (then the old one).
+
+    A demo that shows what the cache does — misses first, hits on repeats — measures the same
+    thing every time it runs, instead of hits only once an earlier run (or an earlier session, via
+    the disk cache) has answered everything.
+    """
+    import dspy
+    from dspy.clients.cache import Cache
+
+    with dspy._cache_lock:
+        previous = dspy.__dict__.get("cache")
+    if previous is None:
+        previous = dspy.cache  # builds the default cache, as DSPy does on first use
+    fresh = Cache(
+        enable_disk_cache=False,
+        enable_memory_cache=True,
+        disk_cache_dir="",
+        disk_size_limit_bytes=0,
+        memory_max_entries=10_000,
+    )
+    with dspy._cache_lock:
+        dspy.cache = fresh
+    try:
+        yield fresh
+    finally:
+        with dspy._cache_lock:
+            dspy.cache = previous

@@ -1,23 +1,32 @@
 """A timing result you can trust and keep: every sample, the warm-up apart, and the machine.
 
-`Timing` is what the student's `time_call` returns; `RegressionCheck` is what their regression
-guard returns. Baselines are JSON files (samples + machine), written atomically, so a later run
-on the same machine can be compared with them.
+`time_call` measures (warm-up calls apart, then repeats, with `timeit`) and returns a `Timing`;
+`RegressionCheck` is what the student's regression guard returns. Baselines are JSON files
+(samples + machine), written atomically, so a later run on the same machine can be compared.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import timeit
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .._errors import WorkbookError
 from ..stats import LatencySummary, summarize_latencies
-from ._machine import MachineInfo
+from ._machine import MachineInfo, machine_info
 
-__all__ = ["BaselineError", "RegressionCheck", "Timing", "load_baseline", "save_baseline"]
+__all__ = [
+    "BaselineError",
+    "RegressionCheck",
+    "Timing",
+    "load_baseline",
+    "save_baseline",
+    "time_call",
+]
 
 
 class BaselineError(WorkbookError):
@@ -82,6 +91,25 @@ class Timing:
             f"{name}median {self.median * 1000:.2f} ms, spread (p90−p50) "
             f"{self.spread * 1000:.2f} ms over {len(self.samples)} runs{warm}"
         )
+
+
+def time_call(
+    fn: Callable[[], Any], *, repeat: int = 5, warmup: int = 1, label: str = "", lm: Any = None
+) -> Timing:
+    """Call `fn` `warmup` times (timed, kept apart), then time `repeat` calls; note the machine.
+
+    `timeit` does the timing: `time.perf_counter`, and garbage collection paused while a call is
+    timed, so a collection that earlier code triggered does not land in the figure. `lm` is the
+    model whose thread count the machine record names (default: DSPy's configured LM).
+    """
+    if not isinstance(repeat, int) or not isinstance(warmup, int) or repeat < 1 or warmup < 0:
+        raise ValueError(
+            f"need whole numbers repeat >= 1 and warmup >= 0, got repeat={repeat!r}, "
+            f"warmup={warmup!r}"
+        )
+    warm = timeit.Timer(fn).repeat(repeat=warmup, number=1) if warmup else []
+    samples = timeit.Timer(fn).repeat(repeat=repeat, number=1)
+    return Timing(samples=samples, warmup=warm, machine=machine_info(lm), label=label)
 
 
 @dataclass(frozen=True)

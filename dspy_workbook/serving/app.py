@@ -20,6 +20,10 @@ Every response carries `X-Request-ID` (the client's, when it sent a sane one) an
 `X-RateLimit-Limit/Remaining/Reset`. DSPy is configured once at start-up (the lifespan); each
 request runs under `dspy.context(lm=..., adapter=...)` so that several apps — each with its own
 LM — can live in one process, as they do in the tests and the notebook.
+
+Three parts are the student's (Exercise 5): the request model, the API-key check and the rate
+limiter, passed as `create_app(settings, parts=ServiceParts(...))`. The package has no default
+for them; a process started from the command line names its parts in `WORKBOOK_SERVICE_PARTS`.
 """
 
 import asyncio
@@ -32,17 +36,18 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .auth import API_KEY_HEADER, API_KEY_SCHEME, check_api_key, document_api_key
+from .auth import API_KEY_HEADER, API_KEY_SCHEME, document_api_key
 from .cache import answer_key
 from .errors import STATUS_TYPES, ServiceError, classify_error, error_response
 from .limiter import rate_headers
 from .metrics import CONTENT_TYPE_LATEST, ServiceMetrics
 from .middleware import ObserveMiddleware, request_id_of
-from .models import ErrorBody, ErrorDetail, PredictResponse, error_doc, question_model
+from .models import ErrorBody, ErrorDetail, PredictResponse, error_doc
 from .readiness import READY_CACHE_SECONDS, probe_lm
-from .service import Answer, Service, ServiceParts
+from .service import Answer, Service, ServiceParts, parts_from_env, take_token
 from .settings import Settings
 
 # Every public name of the service stays importable from here, as before the split into modules.
@@ -60,10 +65,8 @@ __all__ = [
     "ServiceError",
     "ServiceParts",
     "app_from_env",
-    "check_api_key",
     "classify_error",
     "create_app",
-    "question_model",
 ]
 
 # The documented error responses of `POST /predict` (the schema is `ErrorBody` for all of them).
@@ -71,9 +74,15 @@ PREDICT_ERRORS: dict[int | str, dict[str, Any]] = {
     400: error_doc("The body could not be read as JSON text (e.g. it is not UTF-8)."),
     401: error_doc(f"Missing or wrong API key (send it in the `{API_KEY_HEADER}` header)."),
     413: error_doc("Request body larger than the documented limit."),
-    422: error_doc("Invalid body: blank or oversized question, wrong type, or an unknown field."),
+    422: error_doc(
+        "Invalid body (blank or oversized question, wrong type, an unknown field), or a question "
+        "too long for the language model's context window."
+    ),
     429: error_doc("Over this key's rate limit; wait `Retry-After` seconds."),
-    503: error_doc("The language model failed; retrying later may work."),
+    503: error_doc(
+        "The language model failed, or the rate limiter's store (Redis) is down and the service "
+        "refuses requests meanwhile (`limiter_unavailable`, with `Retry-After`); retry later."
+    ),
     504: error_doc("The language model did not answer within the timeout."),
 }
 
@@ -86,12 +95,22 @@ def create_app(
     parts: ServiceParts | None = None,
 ) -> FastAPI:
     """A new, independent app: its own LM (default: the course LM of `settings.backend`), limiter,
-    cache and metrics registry. Nothing is shared with another app built in the same process."""
+    cache and metrics registry. Nothing is shared with another app built in the same process.
+
+    `parts` are the request model, API-key check and limiter (Exercise 5); without them, the ones
+    `WORKBOOK_SERVICE_PARTS` names (see `service.parts_from_env`)."""
     settings = settings or Settings.from_env()
-    parts = parts or ServiceParts()
+    parts = parts if parts is not None else parts_from_env()
+    if not isinstance(parts, ServiceParts):
+        raise TypeError(f"parts must be a ServiceParts, got {type(parts).__name__}")
     metrics = ServiceMetrics()
     service = Service(settings, parts, lm, program, metrics)
-    RequestModel = parts.request_model or question_model(settings.max_question_chars)
+    RequestModel = parts.request_model(settings.max_question_chars)
+    if not (isinstance(RequestModel, type) and issubclass(RequestModel, BaseModel)):
+        raise TypeError(
+            f"request_model({settings.max_question_chars}) returned {RequestModel!r}, "
+            "not a pydantic BaseModel subclass"
+        )
     # JSON escapes make a body up to ~6 bytes per character; the rest is room for the envelope.
     max_body_bytes = settings.max_question_chars * 6 + 1024
 
@@ -128,15 +147,15 @@ def create_app(
         request.state.client = client
         await service.start()
         assert service.limiter is not None
-        decision = await service.limiter.acquire(client)
+        decision = await take_token(service.limiter, client)
         request.state.rate = decision
         if not decision.allowed:
             raise ServiceError(
                 429,
                 "rate_limited",
                 (
-                    f"rate limit of {service.limiter.rate:g} requests/s "
-                    f"(burst {service.limiter.burst})"
+                    f"rate limit of {settings.rate_per_second:g} requests/s "
+                    f"(burst {settings.rate_burst})"
                     f" exceeded; retry after {rate_headers(decision)['Retry-After']} s"
                 ),
                 rate_headers(decision),
@@ -182,11 +201,11 @@ def create_app(
             )
             if status >= 500 and status not in (503, 504):
                 raise
-            message = (
-                f"the language model did not answer within {settings.lm_timeout:g} s; retry later"
-                if status == 504
-                else "the language model is unavailable; retry later"
-            )
+            message = {
+                504: f"the language model did not answer within {settings.lm_timeout:g} s; "
+                "retry later",
+                503: "the language model is unavailable; retry later",
+            }.get(status, "the question is too long for the language model; shorten it")
             raise ServiceError(status, error_type, message) from None
         finally:
             metrics.lm_duration.observe(time.perf_counter() - started)
@@ -255,6 +274,9 @@ def create_app(
 
     @app.exception_handler(Exception)
     async def crashed(request: Request, exc: Exception) -> JSONResponse:
+        # Rarely reached: `ObserveMiddleware` answers a bug itself, so that the 500 carries the
+        # X-Request-ID/X-Served-By headers (this handler runs outside it, in Starlette's
+        # ServerErrorMiddleware). What is left here is a failure after the response had started.
         request.state.error_type = "internal_error"
         service.log.error(
             "unhandled error",

@@ -1,47 +1,19 @@
-"""API-key authentication: the header, the constant-time check, and its entry in the OpenAPI schema.
+"""API-key authentication: the header, and its entry in the OpenAPI schema.
 
-The key is read from the header by the app's own dependency rather than FastAPI's `APIKeyHeader`
-(a nested dependency costs time on every request), so the scheme is declared in the schema here,
-by hand, for `/docs` to show its "Authorize" button.
+The check itself is yours to write (Exercise 5, Task 2: `ServiceParts(check_api_key=…)`). The key
+is read from the header by the app's own dependency rather than FastAPI's `APIKeyHeader` (a nested
+dependency costs time on every request), so the scheme is declared in the schema here, by hand, for
+`/docs` to show its "Authorize" button.
 """
 
-import hmac
-from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI
 
-from .errors import ServiceError
-
-__all__ = ["API_KEY_HEADER", "API_KEY_SCHEME", "check_api_key", "document_api_key"]
+__all__ = ["API_KEY_HEADER", "API_KEY_SCHEME", "document_api_key"]
 
 API_KEY_HEADER = "X-API-Key"
 API_KEY_SCHEME = "APIKeyHeader"
-
-
-def check_api_key(presented: str | None, keys: Mapping[str, str]) -> str:
-    """The client name whose key was presented; `HTTPException(401)` otherwise.
-
-    Every configured key is compared, each with `hmac.compare_digest`, so the time taken does not
-    reveal how many leading characters were right, nor which key was close. The presented key is
-    never put in the message.
-    """
-    challenge = {"WWW-Authenticate": "ApiKey"}
-    if not presented:
-        raise ServiceError(
-            401,
-            "unauthorized",
-            f"missing API key: send it in the {API_KEY_HEADER} header",
-            challenge,
-        )
-    given = presented.encode("utf-8", "surrogateescape")
-    match = None
-    for name, key in keys.items():
-        if hmac.compare_digest(given, key.encode("utf-8")) and match is None:
-            match = name
-    if match is None:
-        raise ServiceError(401, "unauthorized", "invalid API key", challenge)
-    return match
 
 
 def document_api_key(app: FastAPI) -> None:

@@ -4,7 +4,8 @@ Keys are a hash of the program's identity and the normalised question, so no que
 stored as a key (a Redis `KEYS *` shows nothing private). Two backends, one interface:
 
 * `MemoryAnswerCache` — a bounded LRU in this process (per uvicorn worker);
-* `RedisAnswerCache` — shared by every worker, with a time to live.
+* `RedisAnswerCache` — shared by every worker, with a time to live. When Redis fails, or an entry
+  is not what was stored, it is a miss (`redis_state`): the answer is computed again, never a 500.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import json
 import threading
 from collections import OrderedDict
 from typing import Any, Protocol
+
+from .redis_state import RedisUnavailable, guard_of
 
 __all__ = ["AnswerCache", "MemoryAnswerCache", "RedisAnswerCache", "answer_key"]
 
@@ -56,14 +59,30 @@ class MemoryAnswerCache:
 
 
 class RedisAnswerCache:
-    """Answers as JSON strings in Redis, expiring after `ttl` seconds."""
+    """Answers as JSON strings in Redis, expiring after `ttl` seconds; Redis failing is a miss."""
 
     def __init__(self, client: Any, prefix: str = "dspy-workbook", ttl: int = 3600) -> None:
         self.client, self.prefix, self.ttl = client, prefix, int(ttl)
+        self.guard = guard_of(client)  # shared with the limiter on the same client
 
     async def get(self, key: str) -> dict[str, Any] | None:
-        raw = await self.client.get(f"{self.prefix}:answer:{key}")
-        return json.loads(raw) if raw else None
+        try:
+            raw = await self.guard.call(
+                "cache", lambda: self.client.get(f"{self.prefix}:answer:{key}")
+            )
+        except RedisUnavailable:
+            return None
+        try:
+            value = json.loads(raw) if raw else None
+        except ValueError:  # not what `put` wrote (another program's key, a truncated value)
+            return None
+        return value if isinstance(value, dict) else None
 
     async def put(self, key: str, value: dict[str, Any]) -> None:
-        await self.client.set(f"{self.prefix}:answer:{key}", json.dumps(value), ex=self.ttl)
+        text = json.dumps(value)
+        try:
+            await self.guard.call(
+                "cache", lambda: self.client.set(f"{self.prefix}:answer:{key}", text, ex=self.ttl)
+            )
+        except RedisUnavailable:
+            pass  # the answer was served; it just is not shared this time

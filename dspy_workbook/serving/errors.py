@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 
 from .models import ErrorBody, ErrorDetail
 
-__all__ = ["STATUS_TYPES", "ServiceError", "classify_error", "error_response"]
+__all__ = ["OUR_LM_FAULTS", "STATUS_TYPES", "ServiceError", "classify_error", "error_response"]
 
 # The error type of a status when nothing more specific was raised (e.g. Starlette's own 404).
 STATUS_TYPES = {
@@ -42,15 +42,30 @@ class ServiceError(HTTPException):
         self.error_type = error_type
 
 
-def classify_error(exc: BaseException) -> tuple[int, str]:
-    """Map a failure of the DSPy program to (HTTP status, error type).
+# Failures of the LM that are ours to fix, not the client's or the provider's: a wrong or expired
+# provider key, a model or setting that does not exist, an account out of credit. Retrying will not
+# help and the client can do nothing: 500 (an operator is needed), like a bug in our own code.
+OUR_LM_FAULTS = (dspy.LMAuthError, dspy.LMConfigurationError, dspy.LMBillingError)
 
-    A time-out (ours, `asyncio.timeout`, or the provider's) is 504: the client may retry with a
-    longer budget. Any other LM or adapter failure is 503: the dependency is unavailable, not the
-    request wrong. Anything else is a bug of ours: 500.
+
+def classify_error(exc: BaseException) -> tuple[int, str]:
+    """Map a failure while answering to (HTTP status, error type), by whose fault it is.
+
+    * too slow — ours (`asyncio.timeout`) or the provider's: **504**, retry later;
+    * the question does not fit the model's context window: **422**, the client must shorten it;
+    * the LM is misconfigured (key, model, billing): **500**, an operator must act;
+    * any other failure of the LM or of DSPy around it (down, rate-limited, garbled): **503**,
+      back off and retry;
+    * anything else is a bug in our code: **500**.
+
+    Order matters: `LMTimeoutError` and `ContextWindowExceededError` are `DSPyError`s too.
     """
     if isinstance(exc, TimeoutError | dspy.LMTimeoutError):
         return 504, "lm_timeout"
+    if isinstance(exc, dspy.ContextWindowExceededError):
+        return 422, "question_too_long"
+    if isinstance(exc, OUR_LM_FAULTS):
+        return 500, "internal_error"
     if isinstance(exc, dspy.DSPyError):
         return 503, "lm_unavailable"
     return 500, "internal_error"

@@ -1,8 +1,9 @@
 """AWS Lambda entry point: the same app behind API Gateway, through Mangum.
 
-Deploy the container image (or a zip of the package) with the handler
-`dspy_workbook.serving.lambda_handler.handler`; configure it with the same `WORKBOOK_*`
-environment variables as the container. Lambda's file system is read-only except `/tmp`: set
+Deploy the container image (or a zip of the package and a module with your service's parts)
+with the handler `dspy_workbook.serving.lambda_handler.handler`; configure it with the same
+`WORKBOOK_*` environment variables as the container, `WORKBOOK_SERVICE_PARTS` among them (the
+module and name of your `ServiceParts`). Lambda's file system is read-only except `/tmp`: set
 `WORKBOOK_CACHE_DIR=/tmp/workbook` and `DSPY_CACHEDIR=/tmp/dspy` there. Lambda runs one request at
 a time per instance, so a shared rate limit needs `WORKBOOK_REDIS_URL` (e.g. ElastiCache).
 
@@ -57,7 +58,8 @@ class LambdaHandler:
 
 
 def make_handler(settings: Settings | None = None, **app_options: Any) -> LambdaHandler:
-    """A Lambda handler around `create_app(settings)` (settings default: the environment)."""
+    """A Lambda handler around `create_app(settings, **app_options)` (settings and, without
+    `parts=`, the service's parts default to the environment's)."""
     app = create_app(settings or Settings.from_env(), **app_options)
     return LambdaHandler(Mangum(app, lifespan="off"))
 

@@ -1,33 +1,15 @@
-"""The shapes of `/predict`'s request, answer and errors, as pydantic models.
+"""The shapes of `/predict`'s answer and errors, as pydantic models.
 
 They live apart from the routes because they are the API's contract: the OpenAPI schema (and so
 `/docs`) is generated from them, and every error response, wherever it is raised, has `ErrorBody`'s
-shape.
+shape. The request's model is yours to write (Exercise 5, Task 1: `ServiceParts(request_model=…)`).
 """
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, Field
 
-__all__ = ["ErrorBody", "ErrorDetail", "PredictResponse", "error_doc", "question_model"]
-
-
-def question_model(max_chars: int) -> type[BaseModel]:
-    """The `/predict` body: one non-blank question of at most `max_chars` characters, no more."""
-    return create_model(
-        "QuestionRequest",
-        __config__=ConfigDict(extra="forbid", str_strip_whitespace=True),
-        question=(
-            str,
-            Field(
-                min_length=1,
-                max_length=max_chars,
-                description=f"The question, 1 to {max_chars} characters after "
-                "leading/trailing whitespace is removed.",
-                examples=["What is the capital of France?"],
-            ),
-        ),
-    )
+__all__ = ["ErrorBody", "ErrorDetail", "PredictResponse", "error_doc"]
 
 
 class PredictResponse(BaseModel):

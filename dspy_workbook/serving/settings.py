@@ -2,7 +2,10 @@
 
 Every deployment — the notebook, the tests, `uvicorn --factory`, the container, AWS Lambda —
 builds the app from one `Settings`. Secrets (the API keys) come only from the environment and are
-never printed: `repr(settings)` masks them.
+never printed: `repr(settings)` masks them. A key must be printable ASCII: HTTP carries header
+values as bytes that servers decode as latin-1, so a key such as `ключ` could be configured but
+never presented; it is refused here, with the client's name (never the key) in the message.
+What the service does when Redis fails is `redis_state`'s docstring.
 
 | variable | default | meaning |
 |---|---|---|
@@ -15,6 +18,8 @@ never printed: `repr(settings)` masks them.
 | `WORKBOOK_CONFIDENCE_SAMPLES` | `3` | answers compared by the `agreement` method |
 | `WORKBOOK_CACHE_SIZE` | `1024` | answers kept by the in-memory answer cache (0 = off) |
 | `WORKBOOK_REDIS_URL` | (none: in-memory) | share the limiter and the answer cache across workers |
+| `WORKBOOK_REDIS_TIMEOUT` | `0.5` | seconds one Redis call may take before it counts as failed |
+| `WORKBOOK_WHEN_REDIS_DOWN` | `allow` | limiter without Redis: `allow` requests or `refuse` (503) |
 | `WORKBOOK_LM` | `local` | the course LM backend (`local`, `sim`, or a LiteLLM id) |
 """
 
@@ -24,7 +29,30 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-__all__ = ["Settings", "parse_api_keys"]
+__all__ = ["WHEN_REDIS_DOWN", "Settings", "key_problem", "parse_api_keys"]
+
+WHEN_REDIS_DOWN = ("allow", "refuse")
+_KEY_ADVICE = (
+    "HTTP header values are printable ASCII (letters, digits, punctuation); make one with "
+    "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+)
+
+
+def key_problem(name: str, key: object) -> str | None:
+    """Why `key` cannot be presented in an HTTP header (None when it can). Never quotes the key."""
+    if not isinstance(key, str):
+        return f"the API key of client {name!r} is a {type(key).__name__}, not text"
+    if not key:
+        return f"the API key of client {name!r} is empty"
+    for position, char in enumerate(key, 1):
+        if not " " <= char <= "~":  # printable ASCII: what every client can send and we can read
+            return (
+                f"the API key of client {name!r} has a character that is not printable ASCII "
+                f"(position {position} of {len(key)}): {_KEY_ADVICE}"
+            )
+    if key != key.strip(" "):  # servers strip the spaces around a header value
+        return f"the API key of client {name!r} starts or ends with a space: {_KEY_ADVICE}"
+    return None
 
 
 def parse_api_keys(text: str) -> dict[str, str]:
@@ -37,6 +65,9 @@ def parse_api_keys(text: str) -> dict[str, str]:
         name, key = (name.strip(), key.strip()) if sep else (f"client-{number + 1}", name.strip())
         if not key:
             raise ValueError(f"API key entry {number + 1} of WORKBOOK_API_KEYS is empty")
+        problem = key_problem(name, key)
+        if problem:
+            raise ValueError(f"WORKBOOK_API_KEYS: {problem}")
         keys[name] = key
     return keys
 
@@ -67,6 +98,8 @@ class Settings:
     confidence_samples: int = 3
     cache_size: int = 1024
     redis_url: str | None = field(default=None, repr=False)
+    redis_timeout: float = 0.5
+    when_redis_down: str = "allow"
     backend: str | None = None
     namespace: str = "dspy-workbook"
 
@@ -81,6 +114,15 @@ class Settings:
             raise ValueError(
                 "need max_question_chars >= 1, lm_timeout > 0, confidence_samples >= 2"
             )
+        if not self.redis_timeout > 0 or self.when_redis_down not in WHEN_REDIS_DOWN:
+            raise ValueError(
+                "need redis_timeout > 0 and when_redis_down 'allow' or 'refuse', got "
+                f"{self.redis_timeout!r} and {self.when_redis_down!r}"
+            )
+        for name, key in self.api_keys.items():
+            problem = key_problem(str(name), key)
+            if problem:
+                raise ValueError(problem)
 
     def __repr__(self) -> str:  # never show a key, even by accident in a log or a notebook
         shown = ", ".join(f"{k}={v!r}" for k, v in self.public().items())
@@ -97,6 +139,11 @@ class Settings:
             "confidence_samples": self.confidence_samples,
             "cache_size": self.cache_size,
             "shared_state": "redis" if self.redis_url else "memory",
+            **(
+                {"redis_timeout": self.redis_timeout, "when_redis_down": self.when_redis_down}
+                if self.redis_url
+                else {}
+            ),
             "backend": self.backend or "(WORKBOOK_LM)",
         }
 
@@ -118,5 +165,7 @@ class Settings:
             confidence_samples=int(_number(env, "WORKBOOK_CONFIDENCE_SAMPLES", 3, 2)),
             cache_size=int(_number(env, "WORKBOOK_CACHE_SIZE", 1024, 0)),
             redis_url=env.get("WORKBOOK_REDIS_URL") or None,
+            redis_timeout=_number(env, "WORKBOOK_REDIS_TIMEOUT", 0.5, 0.001),
+            when_redis_down=(env.get("WORKBOOK_WHEN_REDIS_DOWN") or "allow").strip().lower(),
             backend=env.get("WORKBOOK_LM") or None,
         )

@@ -3,8 +3,9 @@
 What is provided here is the plumbing around the tracer you build in the notebook: DSPy's hooks
 funnelled into two methods (`TracerHooks`), the `Span` record, JSON-faithful serialisation, the
 log sink, a pandas table, the timeline chart, the trace stepper widget, trace replay, and a way to
-measure how a function's time grows with its input. The tracer itself, redaction, the logger
-set-up, the tree printout, bottleneck finding, navigation and breakpoints are yours.
+measure how a function's time grows with its input. How a span starts and ends, redaction and
+bottleneck finding (graded), and the tree printout, the logger set-up, navigation and
+breakpoints (optional) are the student's.
 """
 
 from ..threads import run_async
@@ -19,6 +20,7 @@ from ._span import (
     children_of,
     depth_of,
     lm_usage,
+    open_span,
     span_name,
     span_record,
     spans_table,
@@ -44,6 +46,7 @@ __all__ = [
     "depth_of",
     "lm_usage",
     "measure_growth",
+    "open_span",
     "plot_timeline",
     "read_jsonl",
     "redact_all",

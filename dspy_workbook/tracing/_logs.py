@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -58,16 +60,45 @@ def redact_all(value: Any, redact: Callable[[str], str], _depth: int = 0) -> Any
     return value
 
 
+_APPEND_LOCK = threading.Lock()  # one writer at a time, whichever sink or thread writes
+
+
+class _AppendFile:
+    """A log target that appends one line per record to a file (opened per write: nothing is left
+    open, and running a notebook cell twice cannot add a second writer)."""
+
+    def __init__(self, path: str | Path, stamped: bool) -> None:
+        self.path, self.stamped = Path(path), stamped
+
+    def log(self, level: int, line: str) -> None:
+        if self.stamped:
+            line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {logging.getLevelName(level)} {line}"
+        with _APPEND_LOCK:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as file:
+                file.write(line + "\n")
+
+
+def _target(log: logging.Logger | str | Path, stamped: bool) -> logging.Logger | _AppendFile:
+    return log if isinstance(log, logging.Logger) else _AppendFile(log, stamped)
+
+
 class LogSink:
-    """A tracer sink: writes each finished span to a JSONL logger and a human-readable logger."""
+    """A tracer sink: writes each finished span to a JSONL log and a human-readable log.
+
+    Each target is a `logging.Logger` or a file path. A path is appended to directly: the JSONL
+    file gets the bare JSON line, the text log a time stamp and level in front.
+    """
 
     def __init__(
         self,
-        json_logger: logging.Logger,
-        text_logger: logging.Logger,
+        json_log: logging.Logger | str | Path,
+        text_log: logging.Logger | str | Path,
         redact: Callable[[str], str] = lambda text: text,
     ) -> None:
-        self.json_logger, self.text_logger, self.redact = json_logger, text_logger, redact
+        self.json_logger = _target(json_log, stamped=False)
+        self.text_logger = _target(text_log, stamped=True)
+        self.redact = redact
 
     def __call__(self, span: Span) -> None:
         """Log one span, every string redacted before it is written."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -14,6 +15,7 @@ __all__ = [
     "children_of",
     "depth_of",
     "lm_usage",
+    "open_span",
     "span_name",
     "span_record",
     "spans_table",
@@ -65,6 +67,25 @@ def span_name(instance: Any) -> str:
     if isinstance(text, str):
         return f"{cls}({text})"
     return cls
+
+
+def open_span(
+    call_id: str, parent_id: str | None, kind: str, instance: Any, inputs: Mapping[str, Any]
+) -> Span:
+    """A new, running `Span` for a call that starts now: readable name, tidy inputs, start times.
+
+    `start` is `time.perf_counter()` (for durations), `started_at` is `time.time()` (for logs).
+    """
+    return Span(
+        id=call_id,
+        parent_id=parent_id,
+        kind=kind,
+        name=span_name(instance),
+        inputs=tidy_inputs(inputs),
+        start=time.perf_counter(),
+        started_at=time.time(),
+        instance=instance,
+    )
 
 
 def tidy_inputs(inputs: Mapping[str, Any]) -> dict[str, Any]:

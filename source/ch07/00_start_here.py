@@ -41,7 +41,8 @@ lm = wb.setup()
 # The workbook pins every package version (see `requirements.txt`), because course material
 # that breaks when a library moves is the most common complaint about course repositories. The
 # table shows the pinned version next to the one installed in this kernel; a ❌ means your
-# environment drifted: run `make lab` again from the repository folder, which reinstalls the pins.
+# environment drifted: run `make -B setup` in the workbook folder (it reinstalls the pins), then
+# restart the kernel. Python 3.11, 3.12 and 3.13 are all supported.
 
 # %% tags=["nbval-ignore-output"]
 from dspy_workbook.environment import environment_table
@@ -92,9 +93,10 @@ print(
 # %% [markdown]
 # ## 4 · How the workbook is organised
 #
-# Six exercises, about 30–40 minutes each on the **core path** (3–4 hours in all). Each one also
-# has optional **going further** parts — the seed's advanced challenges among them — for when you
-# want depth; they are marked as such and never needed for full marks.
+# Six exercises, each with a **core path** of the times below, reading included (about 3 hours
+# in all, plus the questionnaires). Each one also has optional **going further** parts — the
+# seed's advanced challenges among them — for when you want depth: they carry no points, so the
+# core tasks are the full grade.
 #
 # | notebook | you will build | you will measure | core path |
 # |---|---|---|---|
@@ -111,17 +113,20 @@ print(
 # 2. **Fill in** a cell marked `# YOUR CODE HERE` (delete the `raise NotImplementedError()`).
 # 3. **Self-check**: the next cell calls a one-line check that tells you at once what is right or
 #    wrong ("2 hits expected, got 3"). Self-checks never stop the notebook, and they give up on
-#    code that does not finish within a few seconds instead of hanging.
-# 4. **Stuck?** `exN.hint("task")` shows a hint; call it again for the next, more specific one.
+#    code that does not finish within 30 seconds instead of hanging.
+# 4. **Stuck?** `exN.hint("Task 2")` (or the key named beside the task) shows a hint; call it
+#    again for the next, more specific one. Hints go from a nudge to a near-answer: the last level
+#    of a task shows most of the code, so ask for one level at a time.
 # 5. **Tests**: a locked cell of `assert`s. The ones you can see are the ones you can debug
 #    against; the instructor's copy has more (hidden) tests of the same behaviours — every
 #    behaviour they test is stated in the task's text and covered by its self-check.
 # 6. **At the end**, `exN.check_all()` re-runs every self-check on your current code and shows a
 #    table of verdicts and points, core and optional apart.
 #
-# **Run All stops at the first unfinished graded cell**: its locked test cell raises (your stub
-# still says `NotImplementedError`), and Jupyter stops there. That is expected while you work:
-# finish that task, or run the cells below it one by one.
+# **Run All stops at the first unfinished task**: its locked test cell raises (your stub still
+# says `NotImplementedError`), and Jupyter stops there, once. That is expected while you work:
+# finish that task, or run the cells below it one by one. Going-further parts never stop Run All:
+# left undone, they say so in one line, and the notebook runs on to `check_all()`.
 
 # %% [markdown]
 # ## 5 · What a self-check looks like
@@ -191,10 +196,11 @@ finally:
 # %% [markdown]
 # ## 7 · Submitting your work
 #
-# Your instructor tells you how to hand in (an LMS upload of the `.ipynb` files, or nbgrader's
-# exchange on a course JupyterHub). Before you do, *Kernel → Restart Kernel and Run All Cells*
-# and check that every graded cell runs; the **Validate** button in the notebook toolbar runs all
-# the tests you can see, the way the grader will.
+# Every exercise ends with the same four steps: save; *Kernel → Restart Kernel and Run All
+# Cells…* (it must reach `check_all()`); press **Validate** in the notebook's toolbar, which runs
+# the notebook the way the grader does; then hand it in — on the course JupyterHub with
+# **Nbgrader → Assignment List** → **Submit**, on your own machine by uploading the `.ipynb` file
+# where your instructor asked.
 #
 # ## 8 · For instructors: grading
 #

@@ -23,6 +23,7 @@ from dspy.lm15 import LockTimeoutError, Request, Response, UnsupportedFeatureErr
 
 from ..._errors import BackendError
 from .budget import GrammarPlan
+from .closer import StringCloser
 from .convert import PROVIDER, Event, chat_messages, error_from, response_from, stream_event
 from .grammar import (
     DEFAULT_FIELD_MAX_CHARS,
@@ -35,7 +36,7 @@ from .hooks import TokenHooks
 from .model_file import SETUP_HINT, default_model_path, import_llama_cpp, local_model_path
 from .planner import GrammarPlanner
 from .repetition import DEFAULT_NGRAM, RepetitionGuard
-from .runtime import Generation, Runtime, auto_threads, shared_runtime
+from .runtime import Generation, Runtime, shared_runtime
 
 __all__ = ["LocalLlamaEngine"]
 
@@ -88,22 +89,23 @@ class LocalLlamaEngine(Engine):
         field_max_chars: Mapping[str, int] | None = None,
         max_items: int = DEFAULT_MAX_ITEMS,
         block_placeholders: bool = True,
+        close_when_done: bool = True,
         fast_grammar: bool = True,
         wait_timeout: float = 300.0,
         shared: bool = True,
     ) -> None:
         """Check the settings and resolve the model now (so a mistake fails here); load it on the
         first call. `repetition_guard` is the n-gram size the guard blocks (None: no guard);
-        `n_threads=None` picks 2 threads on an idle machine and 1 on a busy one (see `threads`)."""
+        `close_when_done` closes a JSON string where the model chooses to end it (`closer.py`);
+        `n_threads=None` lets the runtime pick 1 or 2 threads call by call from what other
+        processes use (`threads.py`); an int fixes the count."""
         import_llama_cpp()
         path = Path(model_path) if model_path is not None else local_model_path()
         if not path.is_file():
             raise BackendError(f"No model file at {path}. {SETUP_HINT}.")
         self.model_path = path
         self.n_ctx = _whole("n_ctx", n_ctx, 64, 32768)
-        self.n_threads = _whole(
-            "n_threads", auto_threads() if n_threads is None else n_threads, 1, 256
-        )
+        self.threads_setting = None if n_threads is None else _whole("n_threads", n_threads, 1, 256)
         self.n_batch = _whole("n_batch", n_batch, 1, 8192)
         self.temperature = float(temperature)
         # 1.0, not the 1.3 a prototype used: a penalty also hits the JSON punctuation the grammar
@@ -119,12 +121,17 @@ class LocalLlamaEngine(Engine):
         self.field_max_chars = fields
         self.max_items = _whole("max_items", max_items, 1, MAX_ITEMS_LIMIT)
         self.block_placeholders = block_placeholders
+        self.close_when_done = close_when_done
         self.fast_grammar = fast_grammar
         if not wait_timeout > 0:
             raise BackendError(f"local_lm: wait_timeout must be > 0 seconds, got {wait_timeout!r}")
         self.wait_timeout = wait_timeout  # longest wait for the model while other calls run
         self.shared = shared
-        settings = {"n_ctx": self.n_ctx, "n_threads": self.n_threads, "n_batch": self.n_batch}
+        settings = {
+            "n_ctx": self.n_ctx,
+            "n_threads": self.threads_setting,
+            "n_batch": self.n_batch,
+        }
         # shared=True: one model per process for these load settings (notebooks build many LMs).
         self._runtime = shared_runtime(path, **settings) if shared else Runtime(path, **settings)
         self._planner = GrammarPlanner(
@@ -141,7 +148,7 @@ class LocalLlamaEngine(Engine):
         return {
             "model_path": None if default else str(self.model_path),
             "n_ctx": self.n_ctx,
-            "n_threads": self.n_threads,
+            "n_threads": self.threads_setting,
             "n_batch": self.n_batch,
             "temperature": self.temperature,
             "repeat_penalty": self.repeat_penalty,
@@ -150,10 +157,16 @@ class LocalLlamaEngine(Engine):
             "field_max_chars": dict(self.field_max_chars),
             "max_items": self.max_items,
             "block_placeholders": self.block_placeholders,
+            "close_when_done": self.close_when_done,
             "fast_grammar": self.fast_grammar,
             "wait_timeout": self.wait_timeout,
             "shared": self.shared,
         }
+
+    @property
+    def n_threads(self) -> int:
+        """The threads llama.cpp uses now: the fixed count, or the runtime's latest choice."""
+        return self._runtime.threads
 
     @classmethod
     def load_state(cls, state: Mapping[str, Any]) -> LocalLlamaEngine:
@@ -215,12 +228,16 @@ class LocalLlamaEngine(Engine):
         return args, generation
 
     # -- running -------------------------------------------------------------------------------
-    def _hooks(self, logprobs: int | None) -> TokenHooks | None:
-        piece = self._runtime.piece
+    def _hooks(self, generation: Generation) -> TokenHooks | None:
+        runtime = self._runtime
+        piece = runtime.piece
         guard = RepetitionGuard(piece, self.repetition_guard) if self.repetition_guard else None
-        if logprobs is None and guard is None:
+        closer = None
+        if self.close_when_done and generation.grammar_text is not None:  # JSON output only
+            closer = StringCloser(piece, runtime.is_end, runtime.quote_token())
+        if generation.logprobs is None and guard is None and closer is None:
             return None
-        return TokenHooks(piece, logprobs=logprobs, guard=guard)
+        return TokenHooks(piece, logprobs=generation.logprobs, guard=guard, closer=closer)
 
     def _generate(
         self, args: dict[str, Any], generation: Generation, emit: _Emit, stop: threading.Event
@@ -233,7 +250,7 @@ class LocalLlamaEngine(Engine):
         with runtime.lock:
             llama = runtime.llama()
             self._planner.check(runtime, generation.grammar_text)
-            generation.hooks = self._hooks(generation.logprobs)
+            generation.hooks = self._hooks(generation)
             runtime.current = generation
             hooks, finish, pending = generation.hooks, "stop", None
             try:

@@ -14,8 +14,9 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import platform
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,26 +26,17 @@ from ..._errors import BackendError
 from .hooks import TokenHooks
 from .model_file import SETUP_HINT, import_llama_cpp
 from .sampler import HookedSampler, LazyGrammarSampler
+from .threads import ThreadGovernor, auto_threads
 
-__all__ = ["Generation", "Runtime", "auto_threads", "shared_runtime"]
+__all__ = [
+    "Generation",
+    "Runtime",
+    "auto_threads",
+    "extra_buffer_types_enabled",
+    "shared_runtime",
+]
 
 _T = TypeVar("_T")
-
-
-def auto_threads() -> int:
-    """llama.cpp threads for this machine now: 2 if two cores are free, else 1.
-
-    Why not more: the 135M model's matrices are small, and past two threads synchronisation costs
-    more than it saves. Why 1 on a busy machine: llama.cpp's threads wait for each other at every
-    layer, so one descheduled thread stalls the rest — measured on 2 cores at load 6: 207 tokens
-    took 85 s with 2 threads, 11 s with 1.
-    """
-    cores = os.cpu_count() or 1
-    try:
-        free = cores - os.getloadavg()[0]
-    except OSError:  # no load average on this platform
-        free = cores
-    return 2 if cores >= 2 and free >= 2 else 1
 
 
 @dataclass
@@ -73,13 +65,19 @@ class Runtime:
     one.
     """
 
-    def __init__(self, model_path: Path, *, n_ctx: int, n_threads: int, n_batch: int) -> None:
+    def __init__(
+        self, model_path: Path, *, n_ctx: int, n_threads: int | None, n_batch: int
+    ) -> None:
+        """`n_threads=None`: a `ThreadGovernor` picks the count before and during each call."""
         self.model_path = model_path
         self.n_ctx, self.n_threads, self.n_batch = n_ctx, n_threads, n_batch
+        self.governor = ThreadGovernor() if n_threads is None else None
+        self._applied = n_threads  # the count the loaded context uses
         self.lock = threading.Lock()  # held for every use of the context (besides the queue)
         self.current = Generation()
         self._llama: Any = None
         self._pieces: dict[int, bytes] = {}
+        self._quote: int | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
 
@@ -89,6 +87,23 @@ class Runtime:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="local-llama")
             return self._executor.submit(job)
+
+    @property
+    def threads(self) -> int:
+        """The thread count llama.cpp uses now (the governor's choice, or the fixed count)."""
+        if self._applied is not None:
+            return self._applied
+        return self.governor.current if self.governor is not None else 1
+
+    def retune(self) -> None:
+        """Apply the governor's choice now (model thread only; between two llama.cpp steps)."""
+        if self.governor is None or self._llama is None:
+            return
+        threads = self.governor.choose()
+        if threads != self._applied:
+            self._llama._ctx.set_n_threads(threads, threads)
+            self._llama.n_threads = self._llama.n_threads_batch = threads
+            self._applied = threads
 
     def llama(self) -> Any:
         """The loaded model (called on the model's thread only, so loading happens once)."""
@@ -108,6 +123,20 @@ class Runtime:
             piece = self._pieces[token] = buffer.raw[: max(0, size)]
         return piece
 
+    def is_end(self, token: int) -> bool:
+        """Whether `token` ends the turn (model thread only)."""
+        llama_cpp = import_llama_cpp()
+        return bool(llama_cpp.llama_vocab_is_eog(self.llama()._model.vocab, token))
+
+    def quote_token(self) -> int:
+        """The token that is exactly one double quote (model thread only)."""
+        if self._quote is None:
+            tokens = self.llama().tokenize(b'"', add_bos=False, special=False)
+            if len(tokens) != 1:
+                raise BackendError(f"this model's vocabulary has no single-quote token: {tokens}")
+            self._quote = tokens[0]
+        return self._quote
+
     def grammar_parses(self, grammar_text: str) -> bool:
         """Whether llama.cpp's own parser accepts `grammar_text` (model thread only).
 
@@ -125,21 +154,23 @@ class Runtime:
 
     def _load(self) -> Any:
         llama_cpp = import_llama_cpp()
+        threads = self.governor.choose() if self.governor is not None else self.n_threads
         try:
-            with _without_extra_buffer_types():
+            with _extra_buffer_types(extra_buffer_types_enabled()):
                 # verbose=False silences llama.cpp's own log callback and load chatter.
                 llama = llama_cpp.Llama(
                     model_path=str(self.model_path),
                     n_ctx=self.n_ctx,
                     n_batch=self.n_batch,
-                    n_threads=self.n_threads,
-                    n_threads_batch=self.n_threads,
+                    n_threads=threads,
+                    n_threads_batch=threads,
                     verbose=False,
                 )
         except Exception as exc:  # a truncated or foreign file
             raise BackendError(
                 f"llama.cpp could not load {self.model_path}: {exc}. {SETUP_HINT}."
             ) from exc
+        self._applied = threads
         self._patch_generate(llama, llama_cpp)
         self._patch_sampler(llama)
         return llama
@@ -163,9 +194,15 @@ class Runtime:
                     f"({current.needed} tokens) exceed the context window ({runtime.n_ctx}): "
                     "shorten the prompt, lower max_tokens, or pass a larger n_ctx"
                 )
+            governor = runtime.governor
+            runtime.retune()  # before the prompt is evaluated
             tokens_out = original(tokens, *args, **kwargs)
             try:
                 for token in tokens_out:
+                    if governor is not None:
+                        governor.tokens[runtime.threads] += 1
+                        if governor.due():
+                            runtime.retune()  # the next token runs with the new count
                     end = bool(is_eog(vocab, token))
                     # llama-cpp-python's own usage excludes the end-of-turn token; so do we.
                     current.generated += not end
@@ -200,7 +237,8 @@ class Runtime:
     def _free(self) -> None:
         with self.lock:
             llama, self._llama = self._llama, None
-            self._pieces = {}
+            self._pieces, self._quote = {}, None
+            self._applied = self.n_threads
             if llama is not None:
                 llama.close()
 
@@ -216,15 +254,49 @@ class Runtime:
 _params_lock = threading.Lock()
 
 
-@contextlib.contextmanager
-def _without_extra_buffer_types() -> Iterator[None]:
-    """Load models with llama.cpp's "extra buffer types" (weight repacking, AMX) turned off.
+_X86 = frozenset({"x86_64", "amd64", "i386", "i686", "x86"})
+EXTRA_BUFFERS_ENV = "WORKBOOK_LLAMA_EXTRA_BUFFERS"  # "0" or "1" overrides the detection
 
-    Why: on CPUs with AMX (Intel Sapphire Rapids and later) llama.cpp 0.3.36 puts the Q4_1
-    weights in its AMX buffer, and the first prompt of more than one token then crashes the process
-    with a segfault (measured: every chat call). Repacking has no Q4_1 kernels, so nothing is lost
-    elsewhere. `Llama` takes no such option: its default parameters are swapped while it loads.
+
+def extra_buffer_types_enabled(
+    cpuinfo: str | None = None, machine: str | None = None, environ: Mapping[str, str] = os.environ
+) -> bool:
+    """Whether llama.cpp may use its "extra buffer types" (weight repacking, Intel AMX) here.
+
+    Not on x86 CPUs with AMX (Intel Sapphire Rapids and later): llama.cpp 0.3.36 puts the Q4_1
+    weights in its AMX buffer there, and the first prompt of more than one token crashes the
+    process with a segfault (measured: every chat call). Not on x86 either when the CPU flags
+    cannot be read (no /proc/cpuinfo: Windows, macOS on Intel): a crash is worse than a slowdown.
+    Elsewhere — x86 without AMX, ARM — llama.cpp's default (on). What it is worth, measured on a
+    2-core AVX-512 CPU without AMX: nothing for the shipped Q4_1 file (llama.cpp repacks no Q4_1
+    tensor, so all 273 tensors stay in plain CPU memory either way), +35% prompt and +17%
+    generation speed for a Q4_0 copy of the model (repacked 8x8). `WORKBOOK_LLAMA_EXTRA_BUFFERS`
+    = "0"/"1" overrides the detection.
     """
+    forced = environ.get(EXTRA_BUFFERS_ENV, "").strip()
+    if forced in ("0", "1"):
+        return forced == "1"
+    if (machine if machine is not None else platform.machine()).lower() not in _X86:
+        return True  # llama.cpp's AMX buffer exists on x86 only
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return False
+    flags = {
+        flag
+        for line in cpuinfo.splitlines()
+        if line.startswith("flags") and ":" in line
+        for flag in line.split(":", 1)[1].split()
+    }
+    return bool(flags) and not any(flag.startswith("amx") for flag in flags)
+
+
+@contextlib.contextmanager
+def _extra_buffer_types(enabled: bool) -> Iterator[None]:
+    """Load models with llama.cpp's "extra buffer types" on or off (see
+    `extra_buffer_types_enabled`). `Llama` takes no such option: its default parameters are
+    swapped while it loads."""
     from llama_cpp import llama_cpp as bindings
 
     with _params_lock:
@@ -232,7 +304,7 @@ def _without_extra_buffer_types() -> Iterator[None]:
 
         def defaults() -> Any:
             params = original()
-            params.use_extra_bufts = False
+            params.use_extra_bufts = enabled
             return params
 
         bindings.llama_model_default_params = defaults
@@ -242,11 +314,11 @@ def _without_extra_buffer_types() -> Iterator[None]:
             bindings.llama_model_default_params = original
 
 
-_shared_runtimes: dict[tuple[str, int, int, int], Runtime] = {}
+_shared_runtimes: dict[tuple[str, int, int | None, int], Runtime] = {}
 _shared_lock = threading.Lock()
 
 
-def shared_runtime(model_path: Path, *, n_ctx: int, n_threads: int, n_batch: int) -> Runtime:
+def shared_runtime(model_path: Path, *, n_ctx: int, n_threads: int | None, n_batch: int) -> Runtime:
     """The process-wide runtime for these settings: engines built with them share one model."""
     key = (str(model_path), n_ctx, n_threads, n_batch)
     with _shared_lock:

@@ -1,0 +1,82 @@
+"""Answers that stop when they are done: close a JSON string when the model wants to end it.
+
+The JSON grammar opens every string value with a quote, also where the model meant to write a
+bare value ("answer": 20 …). Measured on the labelled and held-out questions (2026-12): the model
+then writes ``20`` and its next choice is `` }``, a newline or end-of-turn — it considers the value
+finished. Inside a string the grammar forbids end-of-turn and newlines and accepts `` }`` as text,
+so the answer went on until its length bound: "20 } 20 / 4 = 4.2222…" (202 tokens),
+"100.0 Celsius }  # 1. The boiling …", "100, answer: 100} 2000000000 …". In each case the closing
+quote was the model's second choice, a fraction of a logit behind.
+
+`StringCloser` reads that intent: inside a string that already holds a character, if the token
+the model would pick (after the repetition guard) is end-of-turn, or starts with a newline, ``}``
+or ``]`` (optionally after spaces), the closing quote is picked instead and the grammar carries on
+(``,`` and the next field, or ``}``). Nothing else changes: an answer that continues with words
+is never cut, and the bounds derived from ``max_tokens`` still guarantee the JSON closes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["JsonStrings", "StringCloser"]
+
+_QUOTE, _BACKSLASH = ord('"'), ord("\\")
+# A token that ends a JSON value in the model's eyes: a newline, or a closing brace or bracket.
+_ENDS_VALUE = re.compile(rb"[ \t]*[\r\n}\]]")
+
+
+class JsonStrings:
+    """Follows a JSON text token by token: inside a string or not, and the string's length."""
+
+    def __init__(self) -> None:
+        self.inside = False
+        self.length = 0  # bytes written in the current string
+        self._escaped = False
+
+    def feed(self, piece: bytes) -> bool:
+        """Advance over `piece`; True if a string was opened in it."""
+        opened = False
+        for byte in piece:
+            if self._escaped:
+                self._escaped = False
+                self.length += 1
+            elif self.inside and byte == _BACKSLASH:
+                self._escaped = True
+                self.length += 1
+            elif byte == _QUOTE:
+                self.inside = not self.inside
+                opened, self.length = self.inside, 0
+            elif self.inside:
+                self.length += 1
+        return opened
+
+
+class StringCloser:
+    """Picks the closing quote when the model's choice inside a string would end the value."""
+
+    def __init__(
+        self, piece: Callable[[int], bytes], is_end: Callable[[int], bool], quote: int
+    ) -> None:
+        self._piece, self._is_end, self._quote = piece, is_end, quote
+        self.strings = JsonStrings()
+        self.steered = 0  # times the quote was put first (for tests and benchmarks)
+
+    def accept(self, token: int) -> None:
+        """Record one generated token."""
+        self.strings.feed(self._piece(token))
+
+    def wants_to_close(self, token: int) -> bool:
+        """Whether choosing `token` now means the model considers the current string finished."""
+        if not self.strings.inside or self.strings.length < 1:
+            return False
+        return self._is_end(token) or _ENDS_VALUE.match(self._piece(token)) is not None
+
+    def steer(self, logits: Any) -> None:
+        """Edit the next position's logits in place: the quote outranks an ending choice."""
+        top = int(logits.argmax())
+        if top != self._quote and self.wants_to_close(top):
+            logits[self._quote] = logits[top] + 1.0
+            self.steered += 1
