@@ -13,7 +13,7 @@ GRADE_CLASS = PATH=$(abspath $(BIN)):$$PATH $(abspath $(BIN))/python tools/grade
   --course $(abspath $(COURSE)) --assignment $(ASSIGNMENT)
 
 
-.PHONY: system-deps hub-proxy instructor-lab bundle test lint build check length outputs bench lock clean release collect grade feedback grades.csv
+.PHONY: system-deps hub-proxy instructor-lab bundle test test-fast lint build check length outputs bench lock clean release collect grade feedback grades.csv
 
 # Instructors: JupyterLab at the course root with Formgrader and Create Assignment.
 instructor-lab: setup
@@ -23,8 +23,22 @@ instructor-lab: setup
 bundle: setup
 	$(BIN)/python tools/bundle.py
 
+# Tests come in tiers (tests/conftest.py; docs/authoring.md says which test guarantees what).
+# test: every tier, on both cores (pytest-xdist): the end-to-end tests in turn on one worker, the
+# rest spread over both; TEST_WORKERS=0 runs everything in this one process.
+# test-fast: the unit tier only (no system program, no model, no notebook run), for a loop of
+# seconds while you work; `make test-fast PYTEST_ARGS=--lf` reruns what failed last time.
+TEST_WORKERS ?= 2
+PYTEST = PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest
+XDIST = $(if $(filter 0,$(TEST_WORKERS)),-p no:xdist,-n $(TEST_WORKERS) --dist loadgroup)
 test: setup system-deps hub-proxy
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest
+	$(PYTEST) $(XDIST) $(PYTEST_ARGS)
+
+test-fast: setup
+	@start=$$(date +%s); \
+	$(PYTEST) tests -m unit $(XDIST) -q --durations=10 $(PYTEST_ARGS) && status=0 || status=$$?; \
+	echo "make test-fast: $$(( $$(date +%s) - start )) s (load average: $$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null))"; \
+	exit $$status
 
 # Real servers the tests start on loopback (Debian packages): Prometheus + promtool for the
 # monitoring exercise, Redis for the deployment exercise's shared limiter and cache, bubblewrap

@@ -1,25 +1,41 @@
-"""What grading a class costs: the sandbox per submission, sequential vs parallel grading.
+"""What grading costs, and where the time goes: one student, a class, a hanging student, Validate.
 
-1. Kernel round trip: start a grading kernel, run one cell, stop it; plain vs in the bubblewrap
-   sandbox (median of --repeat runs): the sandbox's fixed cost per notebook.
-2. A synthetic class of --students submissions of the probe notebook (a third solved, a third
-   blank, a third half done; with --masters the real exercises, half solved, half blank), graded
-   with `tools/grade_class.py`'s runner: one student at a time and --jobs at a time, each
-   without and with the sandbox.
+1. kernel: start a grading kernel, run one cell, stop it; plain vs in the bubblewrap sandbox
+   (median of --repeat runs): the sandbox's fixed cost per notebook.
+2. one: one student's six notebooks graded by the real `nbgrader autograde` (the runner of
+   `tools/grade_class.py`): the solved masters, then the blank release. Goal: ≤ 30 s each.
+3. breakdown: where each second of the solved student of (2) went, per notebook and cell type
+   (kernel start, given code, solutions, self-checks, graded tests; cells not run because they
+   carry no points), as the grading preprocessor recorded it during that run
+   (`--GradingExecute.timings_file`); the rest is nbgrader itself (start-up, copies, gradebook).
+4. hang: a student whose code hangs everywhere (every solution cell loops forever), graded with
+   the default limits. Goal: ≤ 5 min in all.
+5. class: --students submissions (half solved, half blank), --jobs at a time, as `make grade`
+   runs them. Goal: 30 students ≤ 8 min with two at a time.
+6. validate: what the Validate button runs (`dspy_workbook.grading.validate_extension`), on the
+   solved Exercise 4 and the released (unfinished) Exercise 5. Goal: ≤ 30 s each.
 
-    PYTHONPATH=. .venv/bin/python bench/bench_grading.py [--students 8] [--jobs 2] [--repeat 5]
-    PYTHONPATH=. .venv/bin/python bench/bench_grading.py --masters --students 30   # the real class
+The goals are for a quiet 2-core machine: every figure prints with the load average (1 min) at its
+end. Scores are checked as the figures are taken (solved = full marks, blank and hanging = 0).
+
+    PYTHONPATH=. .venv/bin/python bench/bench_grading.py                  # everything (~15 min)
+    PYTHONPATH=. .venv/bin/python bench/bench_grading.py --only one,breakdown,validate
+    PYTHONPATH=. .venv/bin/python bench/bench_grading.py --only class --students 10
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import os
+import re
 import shutil
 import statistics
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import nbformat
@@ -27,121 +43,280 @@ import nbformat
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
-from gradeday.autograde import autograde_class  # noqa: E402
+from gradeday.autograde import StudentRun, autograde_class  # noqa: E402
 from gradeday.nbgrader_cli import nbgrader, nbgrader_env  # noqa: E402
-from gradeday.probe import ASSIGNMENT, NOTEBOOK, SOLUTIONS, probe_course, submission  # noqa: E402
+from nbformat import NotebookNode  # noqa: E402
+from nbgrader.api import Gradebook  # noqa: E402
 
-from dspy_workbook.grading.execute import GradingExecute  # noqa: E402
+from dspy_workbook.grading.execute import GradingExecute, last_graded_cell  # noqa: E402
+from dspy_workbook.grading.limits import CELL_SECONDS  # noqa: E402
 from dspy_workbook.grading.sandbox import bwrap_path  # noqa: E402
+from dspy_workbook.grading.validate_extension import run_validation  # noqa: E402
+
+ASSIGNMENT = "ch07"
+SECTIONS = ("kernel", "one", "breakdown", "hang", "class", "validate")
+HANG = "import time\nwhile True:\n    time.sleep(0.1)\n"
+SELF_CHECK = re.compile(r"\bex\d+\.check_(?!all\b)\w+\(")
+CATEGORIES = (
+    "kernel start",
+    "given code",
+    "solutions",
+    "self-checks",
+    "graded tests",
+    "stop, other",
+)
+
+
+def load() -> str:
+    return f"load {os.getloadavg()[0]:.1f}"
+
+
+# ---- the course ------------------------------------------------------------------------------
+
+
+def course_with_masters(tmp: Path) -> Path:
+    """A course of the real exercises, released with `nbgrader generate_assignment`."""
+    course = tmp / "course"
+    (course / "source" / ASSIGNMENT).mkdir(parents=True)
+    for master in sorted((ROOT / "source" / ASSIGNMENT).glob("*.ipynb")):
+        shutil.copy(master, course / "source" / ASSIGNMENT / master.name)
+    shutil.copy(ROOT / "nbgrader_config.py", course)
+    run = nbgrader(course, "generate_assignment", ASSIGNMENT, "--force")
+    if run.returncode != 0:
+        raise SystemExit(f"generate_assignment failed:\n{run.stdout}{run.stderr}")
+    return course
+
+
+def submit(course: Path, student: str, kind: str) -> None:
+    """`solved` (the masters), `blank` (the release) or `hang` (every solution cell hangs)."""
+    folder = course / "submitted" / student / ASSIGNMENT
+    folder.mkdir(parents=True)
+    for released in sorted((course / "release" / ASSIGNMENT).glob("*.ipynb")):
+        if kind == "solved":
+            shutil.copy(course / "source" / ASSIGNMENT / released.name, folder / released.name)
+            continue
+        nb = nbformat.read(released, as_version=4)
+        if kind == "hang":
+            for cell in nb.cells:
+                if cell.metadata.get("nbgrader", {}).get("solution") and cell.cell_type == "code":
+                    cell.source = HANG
+        nbformat.write(nb, folder / released.name)
+
+
+def scores(course: Path, students: list[str]) -> dict[str, tuple[float, float]]:
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        found = {}
+        for student in students:
+            submission = gradebook.find_submission(ASSIGNMENT, student)
+            found[student] = (submission.score, submission.max_score)
+        return found
+
+
+def grade(
+    course: Path, students: list[str], jobs: int = 1, timings: Path | None = None
+) -> tuple[float, list[StudentRun]]:
+    """Grade as `make grade` does (the default limits; the sandbox when bwrap is installed)."""
+    args = [f"--Execute.timeout={CELL_SECONDS}"]
+    if timings is not None:
+        args.append(f"--GradingExecute.timings_file={timings}")
+    start = time.perf_counter()
+    runs = autograde_class(course, ASSIGNMENT, students, jobs=jobs, args=args, env=nbgrader_env())
+    seconds = time.perf_counter() - start
+    failed = [r for r in runs if r.timed_out]
+    if failed:
+        raise SystemExit(f"{failed[0].student}'s run was killed:\n{failed[0].log[-2000:]}")
+    return seconds, runs
+
+
+def verdict(found: tuple[float, float], kind: str) -> str:
+    score, maximum = found
+    expected = maximum if kind == "solved" else 0.0
+    ok = "as expected" if score == expected else f"EXPECTED {expected:g}"
+    return f"{score:g} / {maximum:g} points, {ok}"
+
+
+# ---- 1. kernel round trip ---------------------------------------------------------------------
 
 
 def kernel_round_trip(folder: Path, sandbox: str) -> float:
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")])
+    # A graded cell: the preprocessor runs nothing in a notebook without one.
+    nb.cells[0].metadata["nbgrader"] = {"grade": True, "grade_id": "one", "points": 1}
     execute = GradingExecute(timeout=60, sandbox=sandbox)
     start = time.perf_counter()
     execute.preprocess(nb, {"metadata": {"path": str(folder)}})
     return time.perf_counter() - start
 
 
-def class_course(tmp: Path, students: int) -> tuple[Path, list[str]]:
-    course = probe_course(tmp, ROOT / "nbgrader_config.py")
-    run = nbgrader(course, "generate_assignment", ASSIGNMENT, "--force")
-    if run.returncode != 0:
-        raise SystemExit(f"generate_assignment failed:\n{run.stdout}{run.stderr}")
-    release = course / "release" / ASSIGNMENT / NOTEBOOK
-    variants = [SOLUTIONS, {}, {"double": SOLUTIONS["double"]}]
-    names = []
-    for n in range(students):
-        name = f"student{n:02d}"
-        folder = course / "submitted" / name / ASSIGNMENT
-        folder.mkdir(parents=True)
-        (folder / NOTEBOOK).write_text(submission(release, variants[n % 3]))
-        names.append(name)
-    return course, names
+def bench_kernel(repeat: int) -> None:
+    if bwrap_path() is None:
+        print("kernel round trip: bwrap is not installed (apt-get install bubblewrap): skipped")
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-kernel-") as folder:
+        plain = [kernel_round_trip(Path(folder), "off") for _ in range(repeat)]
+        boxed = [kernel_round_trip(Path(folder), "on") for _ in range(repeat)]
+    p, b = statistics.median(plain), statistics.median(boxed)
+    print(
+        f"kernel round trip (median of {repeat}): plain {p:.2f} s, sandboxed {b:.2f} s, "
+        f"sandbox cost {b - p:+.2f} s per notebook  [{load()}]",
+        flush=True,
+    )
 
 
-def masters_course(tmp: Path, students: int, only: list[str]) -> tuple[Path, list[str]]:
-    """The real exercises (or `only` these), half the class solved, half blank."""
-    course = tmp / "course"
-    (course / "source" / ASSIGNMENT).mkdir(parents=True)
-    masters = [
-        p
-        for p in sorted((ROOT / "source" / ASSIGNMENT).glob("*.ipynb"))
-        if not only or p.stem in only
-    ]
-    for master in masters:
-        shutil.copy(master, course / "source" / ASSIGNMENT / master.name)
-    shutil.copy(ROOT / "nbgrader_config.py", course)
-    run = nbgrader(course, "generate_assignment", ASSIGNMENT, "--force")
-    if run.returncode != 0:
-        raise SystemExit(f"generate_assignment failed:\n{run.stdout}{run.stderr}")
-    names = []
-    for n in range(students):
-        name = f"student{n:02d}"
-        folder = course / "submitted" / name / ASSIGNMENT
-        folder.mkdir(parents=True)
-        for master in masters:
-            given = master if n % 2 == 0 else course / "release" / ASSIGNMENT / master.name
-            shutil.copy(given, folder / master.name)
-        names.append(name)
-    return course, names
+# ---- 3. where the time goes -------------------------------------------------------------------
 
 
-def grade_class(students: int, jobs: int, sandbox: str, masters: list[str] | None) -> float:
-    with tempfile.TemporaryDirectory(prefix="bench-grading-") as tmp:
-        if masters is None:
-            course, names = class_course(Path(tmp), students)
+def category(cell: NotebookNode) -> str:
+    meta = cell.metadata.get("nbgrader", {})
+    if meta.get("grade"):
+        return "graded tests"
+    if meta.get("solution"):
+        return "solutions"
+    if SELF_CHECK.search(cell.source):
+        return "self-checks"
+    return "given code"
+
+
+def bench_breakdown(course: Path, student: str, timings: Path, graded_seconds: float) -> None:
+    """Each notebook's kernel start and cell times, recorded by the grading preprocessor during
+    the real autograde of `student` (`--GradingExecute.timings_file`), summed per cell type."""
+    records = [json.loads(line) for line in timings.read_text().splitlines()]
+    folder = course / "submitted" / student / ASSIGNMENT
+    print(f"where {student}'s {graded_seconds:.1f} s went (seconds):")
+    header = "".join(f"{name:>13}" for name in CATEGORIES)
+    print(f"  {'notebook':<18}{'total':>7}{header}{'not run':>9}")
+    sums: dict[str, float] = defaultdict(float)
+    for record in records:
+        nb = nbformat.read(folder / f"{record['notebook']}.ipynb", as_version=4)
+        spent: dict[str, float] = defaultdict(float)
+        spent["kernel start"] = record["kernel"]
+        for index, seconds in record["cells"].items():
+            spent[category(nb.cells[int(index)])] += seconds
+        spent["stop, other"] = record["total"] - sum(spent.values())
+        last = last_graded_cell(nb)
+        skipped = sum(1 for i, c in enumerate(nb.cells) if c.cell_type == "code" and i > last)
+        for name in CATEGORIES:
+            sums[name] += spent[name]
+        sums["total"] += record["total"]
+        row = "".join(f"{spent[name]:13.1f}" for name in CATEGORIES)
+        print(f"  {record['notebook']:<18}{record['total']:7.1f}{row}{skipped:9d}")
+        slowest = sorted(record["cells"].items(), key=lambda pair: -pair[1])[:3]
+        named = [
+            f"cell {i} ({category(nb.cells[int(i)])}) {s:.1f} s" for i, s in slowest if s >= 0.5
+        ]
+        if named:
+            print(f"  {'':<18}slowest: {', '.join(named)}")
+    row = "".join(f"{sums[name]:13.1f}" for name in CATEGORIES)
+    print(f"  {'notebooks':<18}{sums['total']:7.1f}{row}")
+    print(
+        f"  {'nbgrader itself':<18}{graded_seconds - sums['total']:7.1f}  (start-up, copies, "
+        f"gradebook)  [{load()}]",
+        flush=True,
+    )
+
+
+# ---- 6. Validate ------------------------------------------------------------------------------
+
+
+def bench_validate(course: Path) -> None:
+    cases = {
+        "the solved Exercise 4": course / "source" / ASSIGNMENT / "04_optimization.ipynb",
+        "the released Exercise 5": course / "release" / ASSIGNMENT / "05_deployment.ipynb",
+    }
+    for name, notebook in cases.items():
+        with tempfile.TemporaryDirectory(prefix="bench-validate-") as folder:
+            copy = Path(folder) / notebook.name
+            shutil.copy(notebook, copy)
+            start = time.perf_counter()
+            reply = asyncio.run(run_validation(copy))
+            seconds = time.perf_counter() - start
+        value = reply.get("value")
+        if not reply.get("success"):
+            said = f"an error: {str(value)[:200]}"
+        elif not value:
+            said = "Success! (every test passes)"
         else:
-            course, names = masters_course(Path(tmp), students, masters)
-        env = nbgrader_env({"WORKBOOK_SANDBOX": sandbox})
-        start = time.perf_counter()
-        runs = autograde_class(course, ASSIGNMENT, names, jobs=jobs, env=env)
-        seconds = time.perf_counter() - start
-        failed = [r.student for r in runs if r.returncode != 0]
-        if failed:
-            raise SystemExit(f"grading failed for {failed}:\n{runs[0].log[-2000:]}")
-        return seconds
+            said = f"{len(value.get('failed', []))} failed cell(s)" if "failed" in value else value
+        print(f"Validate of {name}: {seconds:.1f} s, {said}  [{load()}]", flush=True)
+
+
+# ---- main -------------------------------------------------------------------------------------
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--students", type=int, default=8)
-    parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--students", type=int, default=30, help="class size (default 30)")
+    parser.add_argument("--jobs", type=int, default=2, help="students at once (default 2)")
+    parser.add_argument("--repeat", type=int, default=3, help="kernel round trips (default 3)")
     parser.add_argument(
-        "--masters",
-        nargs="*",
-        help="grade the real exercises (all, or these stems) instead of the probe notebook",
+        "--only", default=",".join(SECTIONS), help=f"some of {','.join(SECTIONS)} (default all)"
     )
     args = parser.parse_args()
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    if bwrap_path() is None:
-        raise SystemExit("bwrap is not installed (apt-get install bubblewrap): nothing to compare")
+    only = set(args.only.split(","))
+    if only - set(SECTIONS):
+        raise SystemExit(f"--only takes {','.join(SECTIONS)}, not {','.join(only - set(SECTIONS))}")
+    sandbox = "sandboxed" if bwrap_path() else "NOT sandboxed (bwrap missing)"
+    print(f"{os.cpu_count()} cores, {load()}; grading kernels {sandbox}", flush=True)
+    if "kernel" in only:
+        bench_kernel(args.repeat)
+    if not only & {"one", "breakdown", "hang", "class", "validate"}:
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-grading-") as tmp:
+        start = time.perf_counter()
+        course = course_with_masters(Path(tmp))
+        print(f"course released in {time.perf_counter() - start:.1f} s  [{load()}]", flush=True)
+        graded: dict[str, float] = {}
 
-    with tempfile.TemporaryDirectory(prefix="bench-kernel-") as folder:
-        plain = [kernel_round_trip(Path(folder), "off") for _ in range(args.repeat)]
-        boxed = [kernel_round_trip(Path(folder), "on") for _ in range(args.repeat)]
-    p, b = statistics.median(plain), statistics.median(boxed)
-    print(
-        f"kernel round trip (median of {args.repeat}): plain {p:.2f} s, sandboxed {b:.2f} s, "
-        f"sandbox cost {b - p:+.2f} s per notebook"
-    )
+        def one() -> None:
+            for kind in ("solved", "blank"):
+                submit(course, kind, kind)
+                seconds, _ = grade(course, [kind], timings=Path(tmp) / f"{kind}.jsonl")
+                graded[kind] = seconds
+                print(
+                    f"one student, all six notebooks, {kind}: {seconds:.1f} s "
+                    f"({verdict(scores(course, [kind])[kind], kind)})  [{load()}]",
+                    flush=True,
+                )
 
-    n = args.students
-    runs = {}
-    # Each figure prints as soon as it is measured: a class of 30 takes a while per line.
-    for jobs, sandbox in ((1, "0"), (1, "1"), (args.jobs, "0"), (args.jobs, "1")):
-        seconds = grade_class(n, jobs, sandbox, args.masters)
-        runs[jobs, sandbox] = seconds
-        line = (
-            f"{n} students, {jobs} at a time, {'sandboxed' if sandbox == '1' else 'no sandbox'}: "
-            f"{seconds:7.1f} s ({seconds / n:.1f} s per student)"
-        )
-        if jobs > 1:
-            line += f", {runs[1, sandbox] / seconds:.2f}x the sequential speed"
-        elif sandbox == "1":
-            line += f", sandbox {(seconds - runs[1, '0']) / n:+.2f} s per student"
-        print(line, flush=True)
+        def hang() -> None:
+            submit(course, "hangs", "hang")
+            seconds, _ = grade(course, ["hangs"])
+            found = scores(course, ["hangs"])["hangs"]
+            print(
+                f"a student whose code hangs everywhere: {seconds:.1f} s "
+                f"({verdict(found, 'hang')})  [{load()}]",
+                flush=True,
+            )
+
+        def a_class() -> None:
+            kinds = {f"class{n:02d}": ("solved", "blank")[n % 2] for n in range(args.students)}
+            for student, kind in kinds.items():
+                submit(course, student, kind)
+            seconds, _ = grade(course, list(kinds), jobs=args.jobs)
+            found = scores(course, list(kinds))
+            wrong = [s for s, kind in kinds.items() if "EXPECTED" in verdict(found[s], kind)]
+            print(
+                f"{args.students} students ({args.students - args.students // 2} solved, "
+                f"{args.students // 2} blank), {args.jobs} at a time: {seconds:.1f} s = "
+                f"{seconds / 60:.1f} min ({seconds / args.students:.1f} s per student); scores "
+                f"{'as expected' if not wrong else 'NOT as expected for ' + ', '.join(wrong)}"
+                f"  [{load()}]",
+                flush=True,
+            )
+
+        if "one" in only:
+            one()
+        if "breakdown" in only:
+            if "one" not in only:
+                submit(course, "solved", "solved")
+                graded["solved"], _ = grade(course, ["solved"], timings=Path(tmp) / "solved.jsonl")
+            bench_breakdown(course, "solved", Path(tmp) / "solved.jsonl", graded["solved"])
+        if "validate" in only:
+            bench_validate(course)
+        if "hang" in only:
+            hang()
+        if "class" in only:
+            a_class()
 
 
 if __name__ == "__main__":

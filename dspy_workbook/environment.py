@@ -56,7 +56,7 @@ def environment_table(requirements: Path = REQUIREMENTS):
             "installed": platform.python_version(),
             "ok": "✅"
             if running in SUPPORTED_PYTHONS
-            else f"❌ unsupported: use Python {', '.join(SUPPORTED_PYTHONS)} (README: Which Python)",
+            else f"❌ unsupported: use Python {', '.join(SUPPORTED_PYTHONS)} (README)",
         }
     )
     return pd.DataFrame(rows).set_index("package")

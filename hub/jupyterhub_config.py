@@ -19,12 +19,19 @@ Settings come from the environment, so this file stays as it is in the repositor
                            users are not isolated from each other.
     WORKBOOK_HUB_STUDENT_PASSWORD, WORKBOOK_HUB_INSTRUCTOR_PASSWORD
                            the two shared passwords of trial mode (8 and 32 characters at least)
+    WORKBOOK_HUB_SHARED_MODEL  `1`: run the course model ONCE, as a hub-managed service (an
+                           OpenAI-compatible server on 127.0.0.1), and point every kernel at it
+                           instead of each kernel loading its own copy (~450 MB each). Off by
+                           default. WORKBOOK_HUB_MODEL_PORT (default 8765) and
+                           WORKBOOK_HUB_MODEL_THREADS (default 2) tune it; its API key is made
+                           once in $WORKBOOK_HUB_DIR/model_api_key (mode 600).
 
 Where the hub listens is a command-line setting (`--JupyterHub.bind_url=...`, default
 http://127.0.0.1:8000): put a TLS-terminating web server in front, or see README for HTTPS.
 """
 
 import os
+import secrets
 import shutil
 from pathlib import Path
 
@@ -127,3 +134,37 @@ def configure_by_role(spawner) -> None:
 
 
 c.Spawner.pre_spawn_hook = configure_by_role
+
+
+# ---- the shared course model (optional) ------------------------------------------------------
+# One llama.cpp server for the class, started and stopped by the hub (a managed service), on
+# loopback with an API key. Kernels reach it through the hosted path (WORKBOOK_LM=openai/smollm2,
+# OPENAI_API_BASE, OPENAI_API_KEY), so no notebook changes. The key keeps out local processes
+# that are not the course's servers; every student's kernel holds it, so it is a class key, not a
+# per-student one.
+if os.environ.get("WORKBOOK_HUB_SHARED_MODEL", "0") == "1":
+    MODEL_PORT = int(os.environ.get("WORKBOOK_HUB_MODEL_PORT", "8765"))
+    MODEL_THREADS = os.environ.get("WORKBOOK_HUB_MODEL_THREADS", "2")
+    key_file = STATE / "model_api_key"
+    if not key_file.exists():
+        STATE.mkdir(parents=True, exist_ok=True)
+        key_file.touch(mode=0o600)
+        key_file.write_text(secrets.token_urlsafe(24))
+    MODEL_KEY = key_file.read_text().strip()
+    c.JupyterHub.services = [
+        {
+            "name": "course-model",
+            # dspy_workbook.lm.class_server becomes llama-cpp-python's OpenAI-compatible server
+            "command": [
+                str(VENV / "bin" / "python"), "-m", "dspy_workbook.lm.class_server",
+                "--port", str(MODEL_PORT), "--threads", MODEL_THREADS,
+            ],
+            "environment": {"API_KEY": MODEL_KEY},  # not on the command line: `ps` shows that
+        },
+    ]  # fmt: skip
+    c.Spawner.environment = {
+        **c.Spawner.environment,
+        "WORKBOOK_LM": "openai/smollm2",
+        "OPENAI_API_BASE": f"http://127.0.0.1:{MODEL_PORT}/v1",
+        "OPENAI_API_KEY": MODEL_KEY,
+    }

@@ -90,7 +90,7 @@ async def _main() -> None:
         "`lm_settings=None` and `lm_settings={}` gave different keys"
     )
     for _what, (_left, _right) in {
-        "another question": ((_q, {}), ({"question": "What is dspy?"}, {})),
+        "a question differing only in case": ((_q, {}), ({"question": "What is dspy?"}, {})),
         "another signature": ((_q, {}), (_q, {"signature": "question -> answer: int"})),
         "other instructions": ((_q, {}), (_q, {"signature": "question -> answer\nBe brief."})),
         "another model": ((_q, {}), (_q, {"model": "sim/c"})),
@@ -375,7 +375,7 @@ async def _main() -> None:
 
     assert _rate(_Keyed(cache=_wbc.DictCache())) == 0.0, "`hit_rate` before any call is not 0.0"
     assert abs(_rate(_program) - 1 / 3) < 1e-9, (
-        f"`hit_rate` after 1 hit and 2 misses is {_program.hit_rate!r}"
+        f"`hit_rate` after 1 hit and 2 misses is {_program.hit_rate!r}, not 1/3"
     )
     with _dspy.context(lm=_sim):
         _shared = _Keyed(cache=_program.cache)
@@ -429,7 +429,10 @@ async def _main() -> None:
 
 
     class _BadEncode(_Keyed):
+        calls = 0
+
         def encode(self, prediction):
+            _BadEncode.calls += 1
             raise TypeError("a value JSON cannot hold")
 
 
@@ -451,6 +454,9 @@ async def _main() -> None:
                 ) from _exc
         assert getattr(_answer, "answer", "").endswith("What is a full disk?"), (
             f"with {_name}, your module returned {_answer!r} instead of the answer"
+        )
+        assert _cls is not _BadEncode or _BadEncode.calls, (
+            "on a miss your module never called `self.encode(prediction)`: store what it returns"
         )
         assert _caught, f"with {_name}, your module said nothing: `warnings.warn(...)`"
 

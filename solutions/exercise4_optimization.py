@@ -126,7 +126,7 @@ assert (records["outer"].depth, records["inner"].depth) == (0, 1), (
 sizes = Profiler()
 with sizes.profile("request"):
     held = b"h" * (2 * MiB)
-    burst = b"b" * (40 * MiB)  # freed before the small stage starts
+    burst = b"b" * (60 * MiB)  # freed before the stages start
     del burst
     with sizes.profile("small"):
         small = b"1" * MiB
@@ -138,23 +138,38 @@ with sizes.profile("request"):
 got = {r.name: r for r in sizes.records}
 assert MiB <= got["small"].python_peak < 1.5 * MiB, (
     f"a block that held 1 MiB recorded python_peak={got['small'].python_peak:,} bytes "
-    "(40 MiB were allocated and freed before it started)"
+    "(60 MiB were allocated and freed before it started)"
 )
 assert 40 * MiB <= got["big"].python_peak < 40.5 * MiB, (
     f"a block that held 40 MiB recorded python_peak={got['big'].python_peak:,} bytes"
 )
-assert 42 * MiB <= got["request"].python_peak < 43 * MiB, (
-    f"the enclosing block held 2 + 40 MiB at once before its stages; "
+assert 62 * MiB <= got["request"].python_peak < 63 * MiB, (
+    f"the enclosing block held 2 + 60 MiB at once before its stages; "
     f"python_peak={got['request'].python_peak:,} bytes"
 )
 assert (got["small"].depth, got["big"].depth, got["request"].depth) == (1, 1, 0), (
     "two stages inside one request have depth 1, the request 0"
 )
+deep = Profiler()
+with deep.profile("request"):
+    with deep.profile("stage"):
+        burst = b"b" * (30 * MiB)  # freed before the stage's own inner block
+        del burst
+        with deep.profile("step"):
+            pass
+got = {r.name: r for r in deep.records}
+assert 30 * MiB <= got["request"].python_peak < 31 * MiB, (
+    f"a stage inside a request allocated 30 MiB before its own inner block; the request's "
+    f"python_peak={got['request'].python_peak:,} bytes"
+)
+assert got["step"].depth == 2, (
+    f"a block inside a stage inside a request has depth {got['step'].depth}"
+)
 
 # Wall time and CPU time, each tracking what the block did.
 clocks = Profiler()
-with clocks.profile("short wait"):
-    _time.sleep(0.03)
+with clocks.profile("empty"):
+    pass
 with clocks.profile("long wait"):
     _time.sleep(0.15)
 burned: list[float] = []
@@ -172,12 +187,10 @@ with clocks.profile("a thread computes"):
     worker.start()
     worker.join()
 got = {r.name: r for r in clocks.records}
-assert got["short wait"].seconds >= 0.03 and got["long wait"].seconds >= 0.15, (
-    f"blocks that slept 0.03 s and 0.15 s recorded seconds={got['short wait'].seconds:.3f} "
-    f"and {got['long wait'].seconds:.3f}"
-)
-assert got["short wait"].seconds < got["long wait"].seconds, (
-    "a 0.03 s block recorded at least as many seconds as a 0.15 s one"
+empty, long_wait = got["empty"].seconds, got["long wait"].seconds
+assert empty < long_wait and 0.15 <= long_wait < 5, (
+    f"an empty block and a 0.15 s sleep recorded seconds={empty:.3f} and {long_wait:.3f}: the "
+    "block's wall time, in seconds"
 )
 assert got["long wait"].cpu_seconds <= 0.5 * got["long wait"].seconds, (
     f"a block that only slept {got['long wait'].seconds:.2f} s recorded "
@@ -269,14 +282,14 @@ class FastNotesQA(NotesQA):
             passages = perf.retrieve(question, k=self.k)
         with self.stage("notes"):
             calls = [(self.note, {"passage": p, "question": question}) for p in passages]
-            parallel = dspy.Parallel(num_threads=len(calls), disable_progress_bar=True)
-            notes = [prediction.note for prediction in parallel(calls)]
+            together = dspy.Parallel(num_threads=len(calls), disable_progress_bar=True)
+            notes = [prediction.note for prediction in together(calls)]
         with self.stage("answer"):
             return self.respond(question=question, notes=notes)
 
 ex4.check_overlap(FastNotesQA, NotesQA)
 
-provider = wb.sim_lm(latency=0.1)
+provider = wb.sim_lm(latency=0.2)
 with dspy.context(lm=provider):
     fast = perf.like_a_cell(FastNotesQA(k=3), question="What is a signature?")
     calls = provider.engine.stats.calls
@@ -294,31 +307,24 @@ def _requests(lm: dspy.LM) -> list[str]:
     return sorted(_json.dumps(e["messages"], sort_keys=True) for e in lm.history)
 
 
-for _k, _asked in (
-    (2, ["How do I stream an answer?", "What is a retriever?"]),
-    (5, ["What is DSPy?"]),
-):
+for _k, _question in ((2, "How do I stream an answer?"), (5, "What is a retriever?")):
     _reference = _sim_lm(latency=0.0)
     with dspy.context(lm=_reference):
-        _expected = [NotesQA(k=_k)(question=q).answer for q in _asked]
-    _provider = _sim_lm(latency=0.1)
+        _expected = NotesQA(k=_k)(question=_question).answer
+    _provider = _sim_lm(latency=0.2)
     with dspy.context(lm=_provider):
-        _program = FastNotesQA(k=_k)
-        _got = [_like_a_cell(_program, question=q) for q in _asked]
-    assert _provider.engine.stats.calls == (_k + 1) * len(_asked), (
-        f"with k={_k}, {len(_asked)} question(s) need {(_k + 1) * len(_asked)} model calls in "
-        f"the LM of dspy.context; it saw {_provider.engine.stats.calls}"
+        _got = _like_a_cell(FastNotesQA(k=_k), question=_question)
+    assert _provider.engine.stats.calls == _k + 1, (
+        f"with k={_k}, a question needs {_k + 1} model calls in the LM of dspy.context; it saw "
+        f"{_provider.engine.stats.calls}"
     )
-    assert [getattr(p, "answer", None) for p in _got] == _expected, (
-        f"with k={_k} the answers differ from NotesQA's: {[getattr(p, 'answer', p) for p in _got]}"
+    assert getattr(_got, "answer", None) == _expected, (
+        f"with k={_k} the answer differs from NotesQA's: {getattr(_got, 'answer', _got)!r}"
     )
     assert _requests(_provider) == _requests(_reference), (
         f"with k={_k} the model requests differ from NotesQA's (predictors, inputs, or the order "
         "of the notes)"
     )
-    with dspy.context(lm=_provider):
-        _provider.engine.stats.max_in_flight = 0
-        _like_a_cell(_program, question=_asked[0])
     assert _provider.engine.stats.max_in_flight == _k, (
         f"with k={_k}, the provider saw at most {_provider.engine.stats.max_in_flight} calls at "
         f"once; all {_k} note calls should wait together"
@@ -372,16 +378,18 @@ def call() -> None:
     ask(question="What is a signature in DSPy?")
 
 
-perf.save_baseline(baseline_path, perf.time_call(call, repeat=7, warmup=1))
-baseline = perf.load_baseline(baseline_path)
-delay = baseline.median
-again = perf.time_call(call, repeat=7, warmup=0)
-injected = perf.time_call(lambda: (call(), time.sleep(delay)), repeat=7, warmup=0)
 try:
-    print("same code :", compare_to_baseline(baseline, again))
-    print("slowed    :", compare_to_baseline(baseline, injected))
+    compare_to_baseline(perf.Timing([1.0]), perf.Timing([1.0]))
 except NotImplementedError:
     print("(Task 3 not done — skipped)")
+else:
+    perf.save_baseline(baseline_path, perf.time_call(call, repeat=7, warmup=1))
+    baseline = perf.load_baseline(baseline_path)
+    delay = baseline.median
+    again = perf.time_call(call, repeat=7, warmup=0)
+    injected = perf.time_call(lambda: (call(), time.sleep(delay)), repeat=7, warmup=0)
+    print("same code :", compare_to_baseline(baseline, again))
+    print("slowed    :", compare_to_baseline(baseline, injected))
 
 # ### Many requests at once: `Module.batch`
 six = ["What is DSPy?", "What is a signature?", "What does dspy.Predict do?"]

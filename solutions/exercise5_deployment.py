@@ -161,7 +161,8 @@ async def _main() -> None:
         assert _got == ("ann" if _what.startswith("ann") else None), f"{_what} gave {_got!r}"
         assert len(_calls) >= len(_keys), (
             f"for {_what}, `compare` was called {len(_calls)} time(s) with {len(_keys)} keys "
-            "configured: compare with `compare` (not `==`), once for every key, even after a match"
+            "configured: call the `compare` you are given (not `==`, nor `hmac.compare_digest` by "
+            "name: the tests count calls to `compare`), once for every key, even after a match"
         )
         assert all(t == (bytes, bytes) for t in _calls), (
             f"`compare` got {sorted({f'{a.__name__}, {b.__name__}' for a, b in _calls})}: "
@@ -231,6 +232,9 @@ async def _main() -> None:
     )
     assert all(d.limit == 3 for d in _d), f"`limit` was {[d.limit for d in _d]}, not the burst 3"
     assert _d[0].retry_after == 0.0, f"`retry_after` with tokens left was {_d[0].retry_after}, not 0"
+    assert abs(_d[2].retry_after - 0.5) < 1e-6, (
+        f"after taking the last token at 2/s, `retry_after` was {_d[2].retry_after}, not 0.5 s"
+    )
     assert abs(_d[3].retry_after - 0.5) < 1e-6, (
         f"refused with an empty bucket at 2/s, `retry_after` was {_d[3].retry_after}, not 0.5"
     )
@@ -249,6 +253,12 @@ async def _main() -> None:
     _full = [_bucket.acquire("k") for _ in range(4)]
     assert [d.allowed for d in _full] == [True, True, True, False], (
         f"after a long pause a burst gave {[d.allowed for d in _full]}: never above the burst"
+    )
+    _now[0] += 0.875  # 1.75 tokens: one is taken, 0.75 of one is left
+    _part = _bucket.acquire("k")
+    assert _part.allowed and _part.remaining == 0, (
+        f"with 1.75 tokens, got allowed={_part.allowed}, remaining={_part.remaining!r}; "
+        "want True and 0 (0.75 is not a whole token)"
     )
     _parts = standin_parts(limiter=KeyedTokenBucket)
     _app = create_app(

@@ -84,6 +84,8 @@ assert type(_o) is _Obs, f"`record` was given a {type(_o).__name__}, not a `wbm.
 assert _o.error is None and _o.lm_calls == 1, (
     f"a successful prediction was recorded with error={_o.error!r}, lm_calls={_o.lm_calls}"
 )
+_left = len(getattr(_c, "_open", {}))
+assert _left == 0, f"after one finished prediction `self._open` still holds {_left} state(s)"
 _seen: list = []
 
 

@@ -209,7 +209,9 @@ def _grade_in_child(
     try:
         with time_bound(SUBMISSION_SECONDS):
             try:
-                run_cell(submission.source, f"<{stem} solution {solution.grade_id}>", namespace, loop)
+                run_cell(
+                    submission.source, f"<{stem} solution {solution.grade_id}>", namespace, loop
+                )
             except Exception as exc:  # the student's cell raised: the kernel goes on
                 outcome.notes.append(f"the solution cell raised {_one_line(exc)}")
             for cell in between:

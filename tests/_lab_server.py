@@ -12,20 +12,33 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import nbformat
 
 from dspy_workbook.net import free_port
 
-__all__ = ["TOKEN", "Lab", "get", "running_lab", "student_env"]
+__all__ = [
+    "TOKEN",
+    "Lab",
+    "StatusPolls",
+    "get",
+    "polling_status",
+    "running_lab",
+    "student_checkout",
+    "student_env",
+]
 
 TOKEN = "workbook-test"
 START_SECONDS = 90  # the first start after an install compiles nothing, but imports a lot
@@ -63,9 +76,84 @@ def student_env(venv_env: dict[str, str]) -> dict[str, str]:
     return env
 
 
+def cleared_copy(master: Path, target: Path) -> None:
+    """Copy a notebook without outputs, execution counts or saved widget state: whatever shows
+    afterwards was produced by the test's run."""
+    notebook = nbformat.read(master, as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    notebook.metadata.pop("widgets", None)
+    nbformat.write(notebook, target)
+
+
+def student_checkout(root: Path, folder: Path, notebooks: Mapping[str, Path] | None = None) -> Path:
+    """A student's checkout in `folder`: the repository's Makefile, `student.mk`, settings and
+    virtualenv (linked, so `make lab` is the real command) and a copy of its notebooks, with
+    `notebooks[name]` (cleared of outputs) in place of, or beside, the released ones."""
+    for name in ("Makefile", "student.mk", "etc", ".venv"):
+        (folder / name).symlink_to(root / name)
+    (folder / "notebooks").mkdir()
+    for notebook in sorted((root / "notebooks").glob("*.ipynb")):
+        shutil.copy(notebook, folder / "notebooks" / notebook.name)
+    for name, source in (notebooks or {}).items():
+        cleared_copy(source, folder / "notebooks" / name)
+    return folder
+
+
 def get(url: str, timeout: float = 10) -> bytes:
     with urllib.request.urlopen(url, timeout=timeout) as reply:
         return reply.read()
+
+
+@dataclass
+class StatusPolls:
+    """What the server answered to `/api/status` while something ran: each poll's latency in
+    seconds, or None when it gave no answer within the poll's timeout."""
+
+    latencies: list[float | None] = field(default_factory=list)
+
+    @property
+    def unanswered(self) -> int:
+        return sum(1 for s in self.latencies if s is None)
+
+    @property
+    def slowest(self) -> float:
+        return max((s for s in self.latencies if s is not None), default=0.0)
+
+    def summary(self) -> str:
+        return (
+            f"{len(self.latencies)} polls of /api/status, {self.unanswered} unanswered, "
+            f"slowest answer {self.slowest:.2f} s"
+        )
+
+
+@contextmanager
+def polling_status(
+    url: str, headers: Mapping[str, str] | None = None, every: float = 0.5, timeout: float = 5
+) -> Iterator[StatusPolls]:
+    """GET `url` (a server's `/api/status`) every `every` s, from a thread, while the block runs."""
+    polls, stop = StatusPolls(), threading.Event()
+    request = urllib.request.Request(url, headers=dict(headers or {}))
+
+    def poll() -> None:
+        while not stop.is_set():
+            start = time.monotonic()
+            try:
+                with urllib.request.urlopen(request, timeout=timeout) as reply:
+                    reply.read()
+                polls.latencies.append(time.monotonic() - start)
+            except OSError:
+                polls.latencies.append(None)
+            stop.wait(every)
+
+    thread = threading.Thread(target=poll, name="status-poller", daemon=True)
+    thread.start()
+    try:
+        yield polls
+    finally:
+        stop.set()
+        thread.join(timeout + every + 1)
 
 
 def _tail(log: Path | None, lines: int = 20) -> str:

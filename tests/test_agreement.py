@@ -15,7 +15,6 @@ import subprocess
 import sys
 import textwrap
 from functools import cache
-from pathlib import Path
 
 import pytest
 

@@ -2,8 +2,9 @@
 
 The lab runs from a student's checkout in a temporary folder: the repository's Makefile,
 `student.mk`, student settings and virtualenv (linked, so `make lab` is the real command) and its
-notebooks (copied) — with Exercises 3 and 5 replaced by their solved masters, outputs cleared, as
-a student who finished them has them. The repository's own `notebooks/` is never written.
+notebooks (copied) — with Exercises 3, 4 and 5 replaced by their solved masters, outputs cleared,
+as a student who finished them has them, and the released Exercise 5 beside them as an unfinished
+one. The repository's own `notebooks/` is never written.
 `make lab` runs with the set-up stamp taken as up to date (`--old-file`): an install from the
 temporary folder would point the shared virtualenv at it.
 
@@ -15,12 +16,12 @@ environment). Screenshots of what the student sees go to `artifacts/screenshots/
 
 from __future__ import annotations
 
+import json
 import re
-import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import nbformat
 import pytest
 from _browser import (
     NotebookView,
@@ -30,12 +31,15 @@ from _browser import (
     dismiss_news_prompt,
     require_chromium,
 )
-from _lab_server import Lab, running_lab
+from _lab_server import Lab, polling_status, running_lab, student_checkout
 from playwright.sync_api import BrowserContext, Page, expect
+
+from dspy_workbook.grading.validate_extension import VALIDATE_SECONDS
 
 pytestmark = pytest.mark.slow
 
-SOLVED = ("03_debugging.ipynb", "05_deployment.ipynb")  # replaced by their masters
+SOLVED = ("03_debugging.ipynb", "04_optimization.ipynb", "05_deployment.ipynb")  # the masters
+UNFINISHED_5 = "05_deployment-unfinished.ipynb"  # the release of Exercise 5, as handed out
 RUN_SECONDS = 300  # Run All on one notebook; the slowest takes ~30 s on 2 busy cores
 INSTRUCTOR_COMMANDS = ("Formgrader", "Assignment List", "Course List", "Create assignment")
 
@@ -47,32 +51,15 @@ def shots(root: Path) -> Path:
     return folder
 
 
-def _cleared(master: Path, target: Path) -> None:
-    """Copy a master without outputs, execution counts or saved widget state: whatever the
-    browser shows afterwards was produced by this run."""
-    notebook = nbformat.read(master, as_version=4)
-    for cell in notebook.cells:
-        if cell.cell_type == "code":
-            cell.outputs, cell.execution_count = [], None
-    notebook.metadata.pop("widgets", None)
-    nbformat.write(notebook, target)
-
-
 @pytest.fixture(scope="module")
 def student_folder(root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("student")
-    for name in ("Makefile", "student.mk", "etc", ".venv"):
-        (folder / name).symlink_to(root / name)
-    (folder / "notebooks").mkdir()
-    for notebook in sorted((root / "notebooks").glob("*.ipynb")):
-        shutil.copy(notebook, folder / "notebooks" / notebook.name)
-    for name in SOLVED:
-        _cleared(root / "source" / "ch07" / name, folder / "notebooks" / name)
-    return folder
+    notebooks = {name: root / "source" / "ch07" / name for name in SOLVED}
+    notebooks[UNFINISHED_5] = root / "notebooks" / "05_deployment.ipynb"
+    return student_checkout(root, tmp_path_factory.mktemp("student"), notebooks)
 
 
 @pytest.fixture(scope="module")
-def lab(student_folder: Path, venv_env: dict[str, str]) -> Iterator[Lab]:
+def lab(student_folder: Path, venv_env: dict[str, str], chromium_binary: str) -> Iterator[Lab]:
     require_chromium()  # before starting a server the test could not use
     with running_lab(
         student_folder,
@@ -231,3 +218,43 @@ def test_the_solved_deployment_notebook_serves_its_docs_offline(
         docs.screenshot(path=shots / "05_deployment-docs.png", full_page=True)
     finally:
         docs.close()
+
+
+@pytest.mark.parametrize(
+    ("notebook", "kind"), [("04_optimization.ipynb", "solved"), (UNFINISHED_5, "unfinished")]
+)
+def test_validate_gives_the_graders_verdict_while_the_lab_keeps_answering(
+    page: Page, lab: Lab, student_folder: Path, root: Path, shots: Path, notebook: str, kind: str
+) -> None:
+    """Validate runs off the server's event loop, as the grader runs (the grading model, graded
+    cells only): the server answers throughout, and the dialog brings the grader's verdict. Was:
+    the solved Exercise 4 took 5 min 38 s on the local model, the server silent all along."""
+    view = NotebookView.open_from_file_browser(page, notebook)
+    dialog = page.locator(".jp-Dialog")
+    with polling_status(lab.url("/api/status")) as polls:
+        start = time.monotonic()
+        view.panel.get_by_role("button", name="Validate").click()
+        message = dialog.locator("#validation-message")
+        expect(message).to_be_visible(timeout=VALIDATE_SECONDS * 1000)
+        seconds = time.monotonic() - start
+    capture(dialog.locator(".jp-Dialog-content"), shots / f"validate-{kind}.png")
+    figures = root / "artifacts" / "validate-timings.json"
+    measured = json.loads(figures.read_text()) if figures.exists() else {}
+    measured[notebook] = {"seconds": round(seconds, 1), "polls": polls.summary()}
+    figures.write_text(json.dumps(measured, indent=1))
+    print(f"Validate of {notebook}: {seconds:.1f} s; {polls.summary()}")
+
+    assert len(polls.latencies) >= 2 and polls.unanswered == 0, (
+        f"the server stopped answering while Validate ran: {polls.summary()}"
+    )
+    text = message.inner_text()
+    if kind == "solved":
+        assert "Success! Your notebook passes all the tests." in text, text
+    else:
+        released = json.loads((student_folder / "notebooks" / notebook).read_text())
+        graded = sum(1 for c in released["cells"] if c["metadata"].get("nbgrader", {}).get("grade"))
+        failed = message.locator("p", has_text="The following cell failed:")
+        assert failed.count() == graded, f"{failed.count()} failed cells of {graded}: {text[:500]}"
+        assert "NotImplementedError" in text, text[:500]
+    dialog.get_by_role("button", name="Ok").click()
+    expect(dialog).to_have_count(0)

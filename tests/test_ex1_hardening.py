@@ -231,17 +231,26 @@ def test_a_set_gives_one_key_whatever_its_iteration_order() -> None:
         "print(k.make_cache_key({'q': {'alpha', 'beta', 'gamma', 'delta'}}, signature='s', "
         "model='m'))"
     )
-    keys = {
-        subprocess.run(
+    runs = [  # started together: each spends seconds importing DSPy
+        subprocess.Popen(
             [sys.executable, "-c", script],
             cwd=ROOT,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            check=True,
             env={**os.environ, "PYTHONHASHSEED": str(seed), "PYTHONPATH": str(ROOT)},
-        ).stdout
+        )
         for seed in (1, 2, 3)
-    }
+    ]
+    try:
+        outputs = [run.communicate(timeout=300) for run in runs]
+    finally:
+        for run in runs:
+            if run.poll() is None:
+                run.kill()
+                run.wait()
+    assert all(run.returncode == 0 for run in runs), [err[-2000:] for _, err in outputs]
+    keys = {out for out, _ in outputs}
     assert len(keys) == 1, keys
 
 

@@ -60,8 +60,9 @@ def key() -> dict:
 
 @pytest.fixture(autouse=True)
 def course_adapter():
-    """DSPy's JSON adapter, as `wb.setup()` configures it in the notebook's first cell."""
-    with dspy.context(adapter=dspy.JSONAdapter()):
+    """The course's adapter (a subclass of DSPy's JSONAdapter), as `wb.setup()` configures it in
+    the notebook's first cell: the graded cells run under it."""
+    with dspy.context(adapter=wb.lm.CourseJSONAdapter()):
         yield
 
 
@@ -250,6 +251,16 @@ def test_each_adapter_step_is_one_span_with_named_inputs(key: dict) -> None:
         sorted(s.inputs) for s in formats
     ]
     assert len([s for s in tracer.spans if s.kind == "parse"]) == 2
+
+    class Deeper(wb.lm.CourseJSONAdapter):  # format wrapped four times, parse three
+        pass
+
+    for adapter in (dspy.JSONAdapter(), Deeper()):
+        with dspy.context(adapter=adapter):
+            deep = _trace(key, dspy.ChainOfThought("question -> answer"), question="deeper")
+        ids = {s.id for s in deep.spans}
+        assert [s.kind for s in deep.spans] == ["module", "module", "format", "lm", "parse"]
+        assert all(s.parent_id is None or s.parent_id in ids for s in deep.spans)
     with dspy.context(adapter=dspy.ChatAdapter()):  # wrapped once: nothing to fold
         chat = _trace(key, dspy.Predict("question -> answer"), question="chat adapter")
     assert [s.kind for s in chat.spans].count("format") == 1

@@ -60,24 +60,25 @@ PROMQL_WORDS = {
 }
 
 
-def test_prometheus_and_promtool_are_installed() -> None:
+def test_prometheus_and_promtool_are_installed(prometheus_binary, promtool_binary) -> None:
+    # the fixtures (conftest) skip without them and fail under CI; wbm finds them on PATH
     for tool in ("prometheus", "promtool"):
         assert shutil.which(tool), f"{tool} missing: {wbm._promserver.INSTALL_HINT}"
 
 
-def test_alerting_rules_are_valid() -> None:
+def test_alerting_rules_are_valid(promtool_binary) -> None:
     result = wbm.promtool("check", "rules", "alerts.yml")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS: 4 rules found" in result.stdout
 
 
-def test_alerting_rules_pass_their_unit_tests() -> None:
+def test_alerting_rules_pass_their_unit_tests(promtool_binary) -> None:
     result = wbm.promtool("test", "rules", "alerts_test.yml")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
 
 
-def test_rule_unit_tests_can_fail(tmp_path: Path) -> None:
+def test_rule_unit_tests_can_fail(tmp_path: Path, promtool_binary) -> None:
     """The unit tests have teeth: expecting no alert where one fires is reported as a failure."""
     tests = yaml.safe_load((CONFIG / "alerts_test.yml").read_text())
     tests["rule_files"] = [str(CONFIG / "alerts.yml")]
@@ -88,7 +89,7 @@ def test_rule_unit_tests_can_fail(tmp_path: Path) -> None:
     assert result.returncode != 0 and "DSPyLatencySpike" in result.stdout + result.stderr
 
 
-def test_shipped_prometheus_config_is_valid() -> None:
+def test_shipped_prometheus_config_is_valid(promtool_binary) -> None:
     result = wbm.promtool("check", "config", "prometheus.yml")
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -114,7 +115,9 @@ def _bucket(value: float) -> tuple[float, float]:
     return next((lo, hi) for lo, hi in zip(edges, edges[1:], strict=False) if lo < value <= hi)
 
 
-def test_a_real_prometheus_scrapes_the_collector_and_promql_matches_what_was_served() -> None:
+def test_a_real_prometheus_scrapes_the_collector_and_promql_matches_what_was_served(
+    prometheus_binary,
+) -> None:
     observations = _served(40)
     metrics = wbm.PrometheusMetrics()
     for obs in observations:
@@ -148,7 +151,7 @@ def test_a_real_prometheus_scrapes_the_collector_and_promql_matches_what_was_ser
     }
 
 
-def test_prometheus_server_cleans_up(tmp_path: Path) -> None:
+def test_prometheus_server_cleans_up(tmp_path: Path, prometheus_binary) -> None:
     server = wbm.PrometheusServer(["127.0.0.1:9"], scrape_interval="1s", rules=False)
     folder, url = server._dir, server.url
     server.close()

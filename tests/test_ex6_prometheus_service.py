@@ -25,7 +25,9 @@ def _bucket(value: float) -> tuple[float, float]:
     return next((lo, hi) for lo, hi in zip(edges, edges[1:], strict=False) if lo < value <= hi)
 
 
-def test_prometheus_counts_and_times_what_the_exercise_5_service_served() -> None:
+def test_prometheus_counts_and_times_what_the_exercise_5_service_served(
+    prometheus_binary,
+) -> None:
     settings = Settings(
         api_keys={"ex6": "ex6-key"},
         rate_per_second=1000,

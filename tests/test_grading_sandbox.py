@@ -215,7 +215,9 @@ def _printed(course: Path, student: str, grade_id: str = "double") -> str:
 
 
 @pytest.fixture(scope="module")
-def attacked(root: Path, tmp_path_factory: pytest.TempPathFactory, listener: Listener) -> dict:
+def attacked(
+    root: Path, tmp_path_factory: pytest.TempPathFactory, listener: Listener, bwrap_binary: str
+) -> dict:
     tmp = tmp_path_factory.mktemp("sandbox")
     students = _attacks(tmp / "course", root, listener.port)
     course = _class_course(tmp, root, students)

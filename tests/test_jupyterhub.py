@@ -6,7 +6,8 @@ Formgrader's buttons (its REST API, on their server): generate and release the r
 later collect, autograde, generate and release feedback. The students use the Assignments tab's
 calls (nbgrader's assignment_list handlers, on their own servers): fetch, save their work through
 the contents API (one solved, one blank, one partial), submit, fetch feedback. Scores are read
-from the gradebook in the instructor's course folder.
+from the gradebook in the instructor's course folder. Validate, pressed on a student's server,
+brings the grader's verdict while that server keeps answering.
 
 The hub runs in trial mode (hub/jupyterhub_config.py): shared passwords, and every server runs as
 this test's Unix user (SimpleLocalProcessSpawner). Production mode gives each user their own Unix
@@ -31,7 +32,9 @@ from pathlib import Path
 import psutil
 import pytest
 import requests
+from _lab_server import polling_status
 
+from dspy_workbook.grading.validate_extension import VALIDATE_SECONDS
 from dspy_workbook.net import free_port, stop_process, wait_for_http
 
 pytestmark = pytest.mark.slow
@@ -105,9 +108,9 @@ def _stop(hub: Hub) -> None:
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory, venv_env: dict[str, str]) -> Iterator[Hub]:
-    if not PROXY.exists():
-        pytest.fail(f"{PROXY} is missing: run `make hub-proxy` (npm ci in hub/)")
+def hub(
+    tmp_path_factory: pytest.TempPathFactory, venv_env: dict[str, str], hub_proxy_binary: Path
+) -> Iterator[Hub]:
     state = tmp_path_factory.mktemp("hub")
     (state / "instructors.txt").write_text(f"{INSTRUCTOR}\n")
     (state / "students.txt").write_text("# the class\n" + "\n".join(STUDENTS) + "\n")
@@ -331,3 +334,37 @@ def test_each_student_gets_their_own_feedback(class_round: Round) -> None:
     for student, page in class_round.feedback.items():
         score, maximum = class_round.scores[student]
         assert f"{EXERCISE} (Score: {round(score, 2)} / {round(maximum, 2)})" in page, student
+
+
+def test_validate_on_a_students_server_gives_the_graders_verdict_while_it_answers(
+    class_round: Round, hub: Hub
+) -> None:
+    """The Validate button's call on a student's server (the hub's student settings): the
+    solved notebook passes, the blank one fails on every graded cell, and the server answers
+    `/api/status` all along (nbgrader's own handler blocks it, jupyter/nbgrader#1232)."""
+    path = f"{COURSE_ID}/{ASSIGNMENT}/{EXERCISE}.ipynb"
+    graded = sum(
+        1
+        for cell in class_round.fetched["bo"]["cells"]
+        if cell["metadata"].get("nbgrader", {}).get("grade")
+    )
+    for student, kind in (("ada", "solved"), ("bo", "blank")):
+        status = f"{hub.url}/user/{student}/api/status"
+        headers = {"Authorization": f"token {hub.tokens[student]}"}
+        with polling_status(status, headers) as polls:
+            response = hub.call(
+                student,
+                "POST",
+                f"/user/{student}/assignments/validate",
+                params={"path": path},
+                timeout=VALIDATE_SECONDS + 30,
+            )
+        assert response.status_code == 200, f"{student}: {response.text[:2000]}"
+        reply = response.json()
+        assert reply["success"], f"{student}: {reply['value']}"
+        assert polls.latencies and polls.unanswered == 0, f"{student}: {polls.summary()}"
+        failed = reply["value"].get("failed", [])
+        if kind == "solved":
+            assert reply["value"] == {}, f"the solved notebook failed: {reply['value']}"
+        else:
+            assert len(failed) == graded, f"{len(failed)} of {graded} graded cells failed"

@@ -7,7 +7,6 @@ hidden test of every master is looked for in every file of the bundle.
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 import tarfile
@@ -20,35 +19,7 @@ pytestmark = pytest.mark.slow
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 import bundle  # noqa: E402
-
-BLOCK = re.compile(r"### BEGIN (SOLUTION|HIDDEN TESTS)\n(.*?)### END \1", re.S)
-MIN_DISTINCTIVE = 25  # shorter lines (`return result`) are too common to mean anything
-MIN_LINES, SHARE = 3, 0.6  # a block counts as leaked when a file holds 60 % of its lines (≥ 3)
-
-
-STRING = re.compile(r"""[rbfuRBFU]{0,2}("(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')""")
-
-
-def _code(text: str) -> str:
-    """Python text with string literals emptied: a hint that *quotes* an answer in prose is a
-    hint (levels end close to the answer, as learntools' do); the same line as code is a copy."""
-    return "\n".join(STRING.sub('""', line) for line in text.splitlines())
-
-
-def _secret_blocks() -> list[tuple[str, list[str]]]:
-    """(where, distinctive lines) of every solution block and hidden test of every master.
-
-    A single shared line is no leak (a self-check and a solution may both `await asyncio.gather`);
-    most of a block's lines in one file is a copy of the answer.
-    """
-    blocks = []
-    for master in masters():
-        for index, (kind, body) in enumerate(BLOCK.findall(master.read_text())):
-            lines = [line.strip() for line in _code(body).splitlines()]
-            lines = [x for x in lines if len(x) >= MIN_DISTINCTIVE and not x.startswith("#")]
-            if len(lines) >= MIN_LINES:
-                blocks.append((f"{master.name} {kind.lower()} block {index}", lines))
-    return blocks
+import leak_search  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -74,37 +45,66 @@ def test_the_bundle_holds_what_a_student_needs_and_no_instructor_files(unpacked:
     assert not forbidden, forbidden
 
 
-def _leaks(files: list[Path], base: Path) -> list[str]:
-    blocks = _secret_blocks()
-    assert len(blocks) > 15, "the masters' solution blocks were not found: is BLOCK still right?"
-    leaks = []
-    for path in files:
-        text = path.read_text(errors="replace")
-        for marker in ("BEGIN SOLUTION", "BEGIN HIDDEN TESTS"):
-            if marker in text:
-                leaks.append(f"{path.relative_to(base)}: {marker}")
-        if path.suffix == ".py":
-            text = _code(text)
-        for origin, lines in blocks:
-            found = [line for line in lines if line in text]
-            if len(found) >= MIN_LINES and len(found) >= SHARE * len(lines):
-                leaks.append(
-                    f"{path.relative_to(base)} holds {len(found)}/{len(lines)} lines "
-                    f"of {origin}, e.g. {found[0][:60]!r}"
-                )
-    return leaks
-
-
 def test_no_solution_or_hidden_test_is_in_the_bundle(unpacked: Path) -> None:
-    leaks = _leaks(sorted(p for p in unpacked.rglob("*") if p.is_file()), unpacked)
-    assert not leaks, "\n".join(leaks)
+    blocks = leak_search.secret_blocks()
+    assert len(blocks) > 15, "the masters' solution blocks were not found: is BLOCK still right?"
+    found = leak_search.leaks(sorted(p for p in unpacked.rglob("*") if p.is_file()), unpacked)
+    assert not found, "\n".join(found)
 
 
 def test_the_leak_search_finds_a_copied_answer_key(root: Path) -> None:
     """The search itself works: every answer key (all solutions, no markers) is caught."""
     keys = sorted((root / "solutions").glob("exercise*.py"))
-    flagged = {line.split(" holds ")[0] for line in _leaks(keys, root)}
+    flagged = {line.split(" holds ")[0] for line in leak_search.leaks(keys, root)}
     assert flagged == {str(key.relative_to(root)) for key in keys}
+
+
+def _renamed(code: str) -> str:
+    """`code` with every variable name changed (x0, x1, …) and its literals replaced."""
+    import io
+    import keyword
+    import textwrap
+    import tokenize
+
+    names: dict[str, str] = {}
+    out, previous = [], ""
+    for tok in tokenize.generate_tokens(io.StringIO(textwrap.dedent(code)).readline):
+        text = tok.string
+        if tok.type == tokenize.NAME and not keyword.iskeyword(text) and previous != ".":
+            text = names.setdefault(text, f"x{len(names)}")
+        elif tok.type == tokenize.NUMBER:
+            text = "7"
+        out.append((tok.type, text))
+        if tok.type not in (tokenize.NL, tokenize.COMMENT):
+            previous = tok.string
+    return tokenize.untokenize(out)
+
+
+def test_the_leak_search_finds_a_short_renamed_answer(tmp_path: Path) -> None:
+    """Planted in an ordinary module, each master's shortest graded answer — renamed, its numbers
+    changed, wrapped in other code — is still found; the module without it is clean."""
+    import textwrap
+
+    blocks = leak_search.BLOCK.findall
+    planted = 0
+    for master in masters():
+        bodies = [b for kind, b in blocks(master.read_text()) if kind == "SOLUTION"]
+        bodies = [b for b in bodies if len(leak_search.normalise(b)) >= leak_search.MIN_TOKENS]
+        if not bodies:
+            continue
+        shortest = min(bodies, key=lambda b: len(leak_search.normalise(b)))
+        clean = tmp_path / f"clean_{master.stem}.py"
+        clean.write_text(
+            '"""Helpers."""\n\nimport json\n\n\ndef helper(value):\n    return value\n'
+        )
+        module = tmp_path / f"planted_{master.stem}.py"
+        body = textwrap.indent(_renamed(shortest), "    ")
+        module.write_text(clean.read_text() + f"\n\ndef planted(a, b, c):\n{body}\n")
+        found = leak_search.leaks([module, clean], tmp_path)
+        assert any(line.startswith(module.name) for line in found), (master.name, body)
+        assert not any(line.startswith(clean.name) for line in found), found
+        planted += 1
+    assert planted >= 6, planted
 
 
 def test_the_bundle_installs_and_runs_the_start_notebook(unpacked: Path) -> None:

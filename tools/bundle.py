@@ -30,7 +30,9 @@ FILES = {
 }
 FOLDERS = ["notebooks", "dspy_workbook", "etc/jupyter-student", "monitoring"]
 SKIP_PARTS = {"__pycache__", ".workbook_cache", ".ipynb_checkpoints"}
-SKIP_FOLDERS = {"dspy_workbook/grading"}  # instructor-side grading: students never need it
+# Feedback pages are the instructor's; the rest of `grading/` is Validate (grading model, limits,
+# sandbox), which the student's JupyterLab runs.
+SKIP_FILES = {"dspy_workbook/grading/feedback.py"}
 SKIP_SUFFIXES = {".pyc"}
 
 
@@ -40,7 +42,7 @@ def bundle_members() -> dict[str, Path]:
     for folder in FOLDERS:
         for path in sorted((ROOT / folder).rglob("*")):
             relative = path.relative_to(ROOT)
-            if any(relative.as_posix().startswith(f"{skip}/") for skip in SKIP_FOLDERS):
+            if relative.as_posix() in SKIP_FILES:
                 continue
             if (
                 path.is_file()

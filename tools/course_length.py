@@ -136,8 +136,11 @@ def report(lengths: list[Length]) -> str:
         f"{'notebook':<18} {'words':>6} {'given':>6} {'tasks':>6} {'points':>6} "
         f"{'write':>6} {'minutes':>8}"
     )
-    lines = ["Core path by the pessimistic method (words/200 + given lines/20 + 4/task + "
-             "1/line written)", header]
+    lines = [
+        "Core path by the pessimistic method (words/200 + given lines/20 + 4/task + "
+        "1/line written)",
+        header,
+    ]
     for n in lengths:
         flag = "  OVER" if not n.name.startswith("00_") and n.minutes > LIMIT_PER_NOTEBOOK else ""
         lines.append(
@@ -157,7 +160,9 @@ def main() -> int:
     lengths = measure_all()
     print(report(lengths))
     ex = exercises(lengths)
-    ok = all(n.minutes <= LIMIT_PER_NOTEBOOK for n in ex) and sum(n.minutes for n in ex) <= LIMIT_ALL
+    ok = (
+        all(n.minutes <= LIMIT_PER_NOTEBOOK for n in ex) and sum(n.minutes for n in ex) <= LIMIT_ALL
+    )
     return 0 if ok else 1
 
 

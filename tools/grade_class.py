@@ -7,9 +7,10 @@
 
 `--course DIR` works on another course folder (default: this repository); `--assignment` defaults
 to ch07. `grade` prints one line per student (score, and what went wrong: a cell that timed out,
-a kernel that died, an import error, an edited read-only cell, a notebook that is not JSON) and
-keeps each student's full nbgrader log in `grading_logs/<assignment>/<student>.log`. Grading
-kernels run in the bubblewrap sandbox when `bwrap` is installed (`--sandbox`, see README).
+a student whose grading time ran out, a kernel that died, an import error, an edited read-only
+cell, a notebook that is not JSON) and keeps each student's full nbgrader log in
+`grading_logs/<assignment>/<student>.log`. Grading kernels run in the bubblewrap sandbox when
+`bwrap` is installed (`--sandbox`, see README). Time limits: `dspy_workbook/grading/limits.py`.
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# Run as a script, Python puts tools/ (this file's folder) first on sys.path.
+from gradeday.autograde import StudentRun, autograde_class
+from gradeday.collect import LMS_PATTERN, CollectError, collect_folder, collect_zip
+from gradeday.nbgrader_cli import nbgrader, nbgrader_env
+from gradeday.precheck import precheck
+from gradeday.report import student_report
 
-from gradeday.autograde import StudentRun, autograde_class  # noqa: E402
-from gradeday.collect import LMS_PATTERN, CollectError, collect_folder, collect_zip  # noqa: E402
-from gradeday.nbgrader_cli import nbgrader, nbgrader_env  # noqa: E402
-from gradeday.precheck import precheck  # noqa: E402
-from gradeday.report import student_report  # noqa: E402
+from dspy_workbook.grading.limits import CELL_SECONDS, STUDENT_SECONDS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -105,6 +107,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
 
     nbgrader_args = [
         f"--Execute.timeout={args.timeout}",
+        f"--GradingExecute.student_seconds={args.student_seconds}",
         f"--GradingExecute.sandbox_memory_mb={args.memory_mb}",
     ]
 
@@ -112,7 +115,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
         (logs / f"{run.student}.log").write_text(run.log)
         extra = []
         if run.timed_out:
-            extra.append(f"STOPPED: the whole run passed {args.student_timeout:.0f} s")
+            extra.append(f"STOPPED: the nbgrader run passed {args.student_timeout:.0f} s")
         elif run.returncode != 0:
             extra.append(
                 f"nbgrader reported an error: {logs.relative_to(course)}/{run.student}.log"
@@ -124,7 +127,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
     start = time.monotonic()
     print(
         f"grading {len(submitted)} students, {args.jobs} at a time "
-        f"(cell timeout {args.timeout} s) …",
+        f"(a cell may run {args.timeout} s, a student's notebooks {args.student_seconds:g} s) …",
         flush=True,
     )
     for student in empty:
@@ -193,12 +196,25 @@ def main(argv: list[str] | None = None) -> int:
 
     grade = sub.add_parser("grade", help="autograde every submission, several at once")
     grade.add_argument("--jobs", type=int, default=2, help="students graded at once (default 2)")
-    grade.add_argument("--timeout", type=int, default=120, help="seconds per cell (default 120)")
+    grade.add_argument(
+        "--timeout",
+        type=int,
+        default=CELL_SECONDS,
+        help=f"seconds a cell may run (default {CELL_SECONDS})",
+    )
+    grade.add_argument(
+        "--student-seconds",
+        type=float,
+        default=STUDENT_SECONDS,
+        help="seconds of execution one student's notebooks get in all; cells left when they "
+        f"run out score zero (default {STUDENT_SECONDS})",
+    )
     grade.add_argument(
         "--student-timeout",
         type=float,
-        default=1800,
-        help="seconds for one student's whole run (default 1800)",
+        default=2 * STUDENT_SECONDS,
+        help="last resort: a student's nbgrader run still going after this many seconds is "
+        f"killed and records nothing (default {2 * STUDENT_SECONDS})",
     )
     grade.add_argument(
         "--memory-mb",

@@ -14,9 +14,9 @@ import linecache
 import re
 import sysconfig
 import traceback
-from pathlib import Path
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, ParamSpec
 
 from ..threads import BoundExceeded, run_with_timeout

@@ -191,7 +191,10 @@ class Exercise:
             level = task.hints_shown
         if not 1 <= level <= len(task.hints):
             return Hint(
-                task.title, 0, len(task.hints), f"hints go from 1 to {len(task.hints)}, not {level}."
+                task.title,
+                0,
+                len(task.hints),
+                f"hints go from 1 to {len(task.hints)}, not {level}.",
             )
         return Hint(task.title, level, len(task.hints), task.hints[level - 1])
 

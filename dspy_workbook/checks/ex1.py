@@ -99,6 +99,7 @@ def check_cache_key(make_cache_key: Callable[..., str]) -> str:
     )
     changed = [
         ("two different questions", key({"question": "What is a module?"})),
+        ("a question that differs only in case", key({"question": "What is a Signature?"})),
         ("changing the signature's instructions", key(signature="question -> answer\nBe brief.")),
         ("changing the signature's output type", key(signature="question -> answer: int")),
         ("changing `model`", key(model="sim/large")),
@@ -106,7 +107,7 @@ def check_cache_key(make_cache_key: Callable[..., str]) -> str:
         ("adding `max_tokens`", key(lm_settings={"temperature": 0.0, "max_tokens": 20})),
     ]
     for label, other in changed:
-        expect(other != k, f"{label} kept the same key — it changes the answer, so key it")
+        expect(other != k, f"{label} kept the same key — it can change the answer, so key it")
     merged = [
         ("a list and a tuple with the same items", ["a", "b"], ("a", "b")),
         ('`Decimal("1.10")` and the string `"1.10"`', Decimal("1.10"), "1.10"),
@@ -135,6 +136,7 @@ DAMAGED_CREATED: tuple[Any, ...] = (
     float("-inf"),
     1e30,
     "yesterday",
+    "0",
     None,
     True,
     -1.0,
@@ -308,7 +310,10 @@ def _check_no_answer_lost(Keyed: type) -> None:
     """A failing encode or put warns and still returns the answer."""
 
     class BadEncode(Keyed):
+        calls = 0
+
         def encode(self, prediction: dspy.Prediction) -> dict:
+            BadEncode.calls += 1
             raise TypeError("a value JSON cannot hold")
 
     for label, error, cls in (
@@ -328,6 +333,11 @@ def _check_no_answer_lost(Keyed: type) -> None:
         expect(
             str(getattr(answer, "answer", "")).endswith("What is a full disk?"),
             f"with {label}, your module returned {answer!r} instead of the answer",
+        )
+        expect(
+            cls is not BadEncode or BadEncode.calls > 0,
+            "on a miss your module never called `self.encode(prediction)` — store what it "
+            "returns with `self.cache.put`: it turns the outputs into JSON",
         )
         expect(
             caught,
@@ -385,7 +395,11 @@ def check_cached_module(CachedPredict: type) -> str:
             f"the repeat was answered {answers[2]!r}, the first call {answers[0]!r}",
         )
         rate = _rate(program)
-        expect(math.isclose(rate, 1 / 3), f"`hit_rate` after 1 hit and 2 misses is {rate!r}")
+        expect(
+            math.isclose(rate, 1 / 3),
+            f"`hit_rate` after 1 hit and 2 misses is {rate!r} — it should be 1/3: "
+            "hits / (hits + misses), a fraction, not a percentage",
+        )
         shared = call_student("`CachedPredict(cache=...)`", Keyed, cache=program.cache)
         call_student("calling your module", shared, question="How do I optimize?")
         expect(

@@ -162,7 +162,8 @@ def check_run_bounded(run_bounded: Callable[..., Awaitable[list]]) -> str:
         expect(
             peak == limit,
             f"with `limit={limit}` and {len(asked)} questions, at most {peak} call(s) ran at "
-            "once: the calls do not overlap.",
+            "once: the calls do not overlap. Start them all and let the limit hold them back; "
+            "inside it, `await program.acall(...)` (a sync `program(...)` holds the event loop).",
         )
         wrong = [
             i
@@ -193,7 +194,8 @@ def check_run_bounded(run_bounded: Callable[..., Awaitable[list]]) -> str:
     kinds = [type(r).__name__ for r in results]
     expect(
         [isinstance(r, Exception) for r in results] == [False, True, False, True, False],
-        f"for questions {mixed} you returned {kinds}.",
+        f"for questions {mixed} you returned {kinds}: want each answer for an 'ok' question and "
+        "the exception object itself, in its place, for a 'FAIL' one.",
     )
     expect(
         all(

@@ -252,6 +252,13 @@ def check_collector(MetricsCollector: type) -> str:
             f"confidence={obs.confidence!r} from a `confidence` function that says 0.75 — "
             "record `self.safely(self.confidence, outputs)`",
         )
+        left = len(getattr(collector, "_open", {}))
+        expect(
+            left == 0,
+            f"after one finished prediction `self._open` still holds {left} state(s) — take the "
+            "state out in `on_module_end` (`self._open.pop(call_id, None)`), or a server keeps "
+            "one per prediction forever",
+        )
         _run(collector, lm, dspy.Predict("question -> answer"), question=ITALY)
         _no_swallowed(swallowed, "a second prediction")
         expect(

@@ -1,11 +1,15 @@
-"""Instructor-side grading: the grading backend, nbgrader's sandboxed Execute, feedback options.
+"""Grading: the grading backend and limits, nbgrader's sandboxed Execute, Validate, feedback.
 
 `env` — the one definition of the environment grading runs in (simulated model, fast).
-`execute` — nbgrader's Execute for autograde: that environment, in a bubblewrap sandbox.
+`limits` — the cell and per-student time limits autograde and Validate share.
+`execute` — nbgrader's Execute for grading: that environment, graded cells only, in a bubblewrap
+sandbox.
 `sandbox` — the bubblewrap command line and `$WORKBOOK_SANDBOX`.
+`validate` — Validate as autograde grades (`python -m dspy_workbook.grading.validate NB`).
+`validate_extension` — the Validate button's server handler, off JupyterLab's event loop.
 `feedback` — feedback pages with the hidden tests' source left out, on request.
 
-Not part of the student bundle (`tools/bundle.py`): students never need it.
+The student bundle (`tools/bundle.py`) ships all but `feedback`: the student's Validate runs here.
 """
 
 from .env import GRADING_ENV, grading_env

@@ -19,6 +19,7 @@ that much execution, their remaining cells are not run and score zero.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -102,6 +103,11 @@ class GradingExecute(Execute):
         help="execution time one student's notebooks of an assignment may use in all; the cells "
         "left when it runs out are not run and score zero (0: no bound)",
     ).tag(config=True)
+    timings_file = Unicode(
+        "",
+        help="append each notebook's kernel start and cell times to this file, one JSON object "
+        "a notebook (bench/bench_grading.py reads them)",
+    ).tag(config=True)
     # Nothing in a grading kernel needs a graceful exit (each notebook gets a fresh one); waiting
     # for it cost up to ~2 s per notebook when the student's code left threads running.
     shutdown_kernel = Enum(["graceful", "immediate"], default_value="immediate").tag(config=True)
@@ -112,6 +118,7 @@ class GradingExecute(Execute):
     _last_graded = -1
     _deadline: float | None = None
     _kernel_died: str | None = None
+    _timing: dict[str, Any] | None = None
 
     def _make_sandbox(self) -> Sandbox | None:
         mode = self.sandbox or sandbox_mode()
@@ -155,6 +162,27 @@ class GradingExecute(Execute):
         ]
 
     def preprocess(self, nb: NotebookNode, resources: Any = None, km: Any = None) -> Any:
+        self._timing = {"kernel": 0.0, "cells": {}}
+        start = monotonic()
+        try:
+            return self._run(nb, resources, km)
+        finally:
+            self._timing["total"] = monotonic() - start
+            if self._timing["cells"]:
+                self.log.info(
+                    "Ran %d cells in %.1f s (kernel start %.1f s); cells after the last graded "
+                    "one are not run (no points)",
+                    len(self._timing["cells"]),
+                    self._timing["total"],
+                    self._timing["kernel"],
+                )
+            if self.timings_file:
+                about = (resources or {}).get("nbgrader") or {}
+                name = about.get("notebook") or (resources or {}).get("unique_key") or ""
+                with open(self.timings_file, "a") as out:
+                    out.write(json.dumps({"notebook": name, **self._timing}) + "\n")
+
+    def _run(self, nb: NotebookNode, resources: Any, km: Any) -> Any:
         self._kernel_died = None
         self._last_graded = last_graded_cell(nb)
         if self._last_graded < 0:
@@ -244,7 +272,19 @@ class GradingExecute(Execute):
     # points are overridden.
     def start_new_kernel(self, **kwargs: Any) -> None:
         kwargs.setdefault("env", grading_env())
+        start = monotonic()
         super().start_new_kernel(**kwargs)
+        self._time("kernel", monotonic() - start)
+
+    def start_new_kernel_client(self) -> Any:
+        start = monotonic()
+        client = super().start_new_kernel_client()  # returns once the kernel answers
+        self._time("kernel", monotonic() - start)
+        return client
+
+    def _time(self, what: str, seconds: float) -> None:
+        if self._timing is not None:
+            self._timing[what] = self._timing.get(what, 0.0) + seconds
 
     async def async_start_new_kernel(self, **kwargs: Any) -> None:
         kwargs.setdefault("env", grading_env())
@@ -273,6 +313,7 @@ class GradingExecute(Execute):
                 _error("KernelDied", f"not run: the kernel stopped in cell {self._kernel_died}")
             ]
             return cell
+        start = monotonic()
         try:
             return await super().async_execute_cell(
                 cell, cell_index, execution_count, store_history
@@ -303,6 +344,9 @@ class GradingExecute(Execute):
                 )
             )
             return cell
+        finally:
+            if self._timing is not None:
+                self._timing["cells"][str(cell_index)] = monotonic() - start
 
     # nbconvert's ExecutePreprocessor calls the sync `execute_cell`, bound to the base coroutine.
     execute_cell = run_sync(async_execute_cell)

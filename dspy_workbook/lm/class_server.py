@@ -8,8 +8,10 @@ provider, through DSPy and LiteLLM:
     OPENAI_API_BASE=http://127.0.0.1:<port>/v1     # LiteLLM's openai provider reads this
     OPENAI_API_KEY=<the server's --api_key>
 
-`server_command` builds the command line (the hub's managed service uses it), `student_env` the
-variables a kernel needs, `ClassServer` starts and stops one server on loopback (tests, bench).
+`server_command` builds the command line, `student_env` the variables a kernel needs,
+`ClassServer` starts and stops one server on loopback (tests, bench), and
+``python -m dspy_workbook.lm.class_server --port N`` (`main`) becomes the server — the hub's
+managed service (hub/jupyterhub_config.py) runs that, with the key in ``API_KEY``.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from .._errors import BackendError
 from ..net import free_port, stop_process
 from .local.model_file import local_model_path
 
-__all__ = ["DEFAULT_ALIAS", "ClassServer", "server_command", "student_env"]
+__all__ = ["DEFAULT_ALIAS", "ClassServer", "main", "server_command", "server_env", "student_env"]
 
 DEFAULT_ALIAS = "smollm2"
 
@@ -36,7 +38,6 @@ DEFAULT_ALIAS = "smollm2"
 def server_command(
     *,
     port: int,
-    api_key: str,
     host: str = "127.0.0.1",
     alias: str = DEFAULT_ALIAS,
     model_path: str | Path | None = None,
@@ -47,7 +48,9 @@ def server_command(
     """The argv of llama-cpp-python's OpenAI-compatible server for the course model.
 
     `n_ctx` 4096 as the embedded engine (a JSON-adapter prompt with demos needs more than the
-    server's default 2048). Requests are served one at a time, as in one kernel's model.
+    server's default 2048). Requests are served one at a time, as in one kernel's model. The API
+    key is not on the command line (any local user can read that): pass it in the server's
+    environment as ``API_KEY`` (`server_env`).
     """
     path = Path(model_path) if model_path is not None else local_model_path()
     return [
@@ -56,12 +59,16 @@ def server_command(
         "--model_alias", alias,
         "--host", host,
         "--port", str(port),
-        "--api_key", api_key,
         "--n_ctx", str(n_ctx),
         "--n_threads", str(n_threads),
         "--n_threads_batch", str(n_threads),
         "--verbose", "False",
     ]  # fmt: skip
+
+
+def server_env(api_key: str) -> dict[str, str]:
+    """The server's own settings from its environment (pydantic-settings): the API key."""
+    return {"API_KEY": api_key}
 
 
 def student_env(base_url: str, api_key: str, alias: str = DEFAULT_ALIAS) -> dict[str, str]:
@@ -101,11 +108,9 @@ class ClassServer:
 
     def start(self, timeout: float = 120) -> ClassServer:
         self.port = self.port or free_port()
-        argv = server_command(
-            port=self.port, api_key=self.api_key, alias=self.alias, n_threads=self.n_threads
-        )
+        argv = server_command(port=self.port, alias=self.alias, n_threads=self.n_threads)
         log = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **server_env(self.api_key), "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + timeout
         request = urllib.request.Request(
@@ -139,3 +144,29 @@ class ClassServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Become the course model's server: ``python -m dspy_workbook.lm.class_server --port N``.
+
+    The key comes from ``API_KEY`` in the environment (required: an open server would serve any
+    local user); the process is replaced by llama-cpp-python's server (signals reach it).
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--alias", default=DEFAULT_ALIAS)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    if not os.environ.get("API_KEY"):
+        raise SystemExit("class_server: set API_KEY in the environment (the key students use)")
+    command = server_command(
+        port=args.port, host=args.host, alias=args.alias, n_threads=args.threads
+    )
+    os.execv(command[0], command)
+
+
+if __name__ == "__main__":
+    main()

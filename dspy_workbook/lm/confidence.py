@@ -30,8 +30,18 @@ _HOW = (
 )
 
 
+def _plain(value: Any) -> Any:
+    """A provider's typed object (LiteLLM's pydantic `ChoiceLogprobs`) as plain dicts and lists."""
+    dump = getattr(value, "model_dump", None)
+    return dump() if callable(dump) else value
+
+
 def token_logprobs(prediction_or_outputs: Any) -> list[Mapping[str, Any]]:
-    """The per-token entries of a prediction, an LM output dict, or a list of LM outputs."""
+    """The per-token entries of a prediction, an LM output dict, or a list of LM outputs.
+
+    The local engine gives plain dicts; a hosted model reached through LiteLLM gives LiteLLM's
+    typed objects of the same shape — both are read.
+    """
     value = prediction_or_outputs
     if isinstance(value, Sequence) and not isinstance(value, (str, bytes)) and value:
         value = value[0]  # `lm(...)` returns one output per generation
@@ -39,10 +49,11 @@ def token_logprobs(prediction_or_outputs: Any) -> list[Mapping[str, Any]]:
         logprobs = value.get("logprobs")
     else:  # a dspy.Prediction: the adapter adds `logprobs` next to the output fields
         logprobs = getattr(value, "logprobs", None)
+    logprobs = _plain(logprobs)
     content = logprobs.get("content") if isinstance(logprobs, Mapping) else None
     if not content:
         raise WorkbookError(f"this result carries no token log-probabilities: {_HOW}")
-    return list(content)
+    return [_plain(entry) for entry in content]
 
 
 def _token_bytes(entry: Mapping[str, Any]) -> bytes:

@@ -34,8 +34,11 @@ __all__ = ["agreement_confidence", "logprob_confidence", "normalise_answer"]
 
 def _logprobs_of(result: Any) -> Any:
     if isinstance(result, Mapping):
-        return result.get("logprobs", result if "content" in result else None)
-    return getattr(result, "logprobs", None)
+        logprobs = result.get("logprobs", result if "content" in result else None)
+    else:
+        logprobs = getattr(result, "logprobs", None)
+    dump = getattr(logprobs, "model_dump", None)  # a hosted model's (LiteLLM's) typed object
+    return dump() if callable(dump) else logprobs
 
 
 def logprob_confidence(result: Any, field: str = "answer") -> float | None:

@@ -13,7 +13,8 @@ Two things DSPy does that a tracer should not have to know about:
 * DSPy 3.4 wraps an adapter's `format` and `parse` with its callbacks once per `Adapter`
   subclass (`Adapter.__init_subclass__`). `JSONAdapter` inherits `ChatAdapter.format`, already
   wrapped, and wraps it again: one format step fires the format hooks twice, the second call
-  inside the first, with the same adapter. `TracerHooks` passes such an echo on once (the outer
+  inside the first, with the same adapter — three times for a subclass of `JSONAdapter` (the
+  course's own adapter is one), and so on. `TracerHooks` passes such echoes on once (the outer
   call, with its inputs named as `format` names them), so every format step is one span.
 """
 
@@ -117,20 +118,25 @@ class TracerHooks(BaseCallback):
             print(message)
 
     # ---- adapter steps: one span per step, inputs by name -------------------------------------
-    def _adapter_calls(self) -> dict[str, tuple[str, int]]:
-        """call id -> (kind, id(adapter)) of the adapter steps running now; echo ids under ''."""
+    def _adapter_calls(self) -> dict[str, tuple[str, int, bool]]:
+        """call id -> (kind, id(adapter), is an echo) of the adapter steps running now."""
         return self.__dict__.setdefault("_adapter_state", {})
 
     def _adapter_start(self, call_id: str, kind: str, instance: Any, inputs: dict) -> None:
         running = self._adapter_calls()
-        if running.get(ACTIVE_CALL_ID.get()) == (kind, id(instance)):
-            running[call_id] = ("echo", 0)  # the same step again, one wrapper further in
+        step = (kind, id(instance))
+        outer = running.get(ACTIVE_CALL_ID.get())
+        if outer is not None and outer[:2] == step:
+            # The same step again, one wrapper further in. An echo's echo (one more subclass
+            # level) finds an echo outside it: still the same step, still no span of its own.
+            running[call_id] = (*step, True)
             return
-        running[call_id] = (kind, id(instance))
+        running[call_id] = (*step, False)
         self._guarded("_start", call_id, kind, instance, _named_inputs(instance, kind, inputs))
 
     def _adapter_end(self, call_id: str, outputs: Any, exception: BaseException | None) -> None:
-        if self._adapter_calls().pop(call_id, None) == ("echo", 0):
+        entry = self._adapter_calls().pop(call_id, None)
+        if entry is not None and entry[2]:
             return
         self._guarded("_end", call_id, outputs, exception)
 

@@ -99,13 +99,16 @@ print(
 # core tasks are the full grade.
 #
 # | notebook | you will build | you will measure | core path |
-# |---|---|---|---|
-# | `01_caching.ipynb` | a disk cache for LM calls: keys, atomic files, TTL, a cached module | hit rate, hit vs miss latency, DSPy's own cache | ~35 min |
-# | `02_async.ipynb` | concurrent DSPy calls, bounded concurrency, a rate limiter, timeouts | throughput at concurrency 1–20 | ~35 min |
-# | `03_debugging.ipynb` | a span tracer on DSPy callbacks, logs with redaction, a trace stepper | where the time goes | ~35 min |
-# | `04_optimization.ipynb` | trustworthy timing and memory profiles, an optimised program, a regression guard | naive vs optimised on one workload | ~35 min |
-# | `05_deployment.ipynb` | a FastAPI service: validation, auth, rate limits, errors, health and metrics | requests/s and tail latency of your own server | ~40 min |
-# | `06_monitoring.ipynb` | a metrics collector on DSPy callbacks, adaptive anomaly alerts, a dashboard | latency, errors, quality and cost over time | ~40 min |
+# |---|---|---|---|---|
+# | `01_caching.ipynb` | a cache key that changes with the answer, a disk cache with expiry, a cached DSPy module | hit rate, with vs without the cache, DSPy's own cache | ~25 min |
+# | `02_async.ipynb` | concurrent DSPy calls with a limit that keeps every result, a token-bucket rate limiter | throughput at concurrency 1–20, a provider's rate limits | ~25 min |
+# | `03_debugging.ipynb` | a span tracer on DSPy callbacks, secret redaction for logs, a bottleneck finder | where the time goes, on a timeline | ~30 min |
+# | `04_optimization.ipynb` | a profiler for time and memory, a faster program found from a real profile | naive vs optimised on one workload | ~25 min |
+# | `05_deployment.ipynb` | request validation, API keys and per-key rate limits for a FastAPI service | your own server over HTTP: status codes, latency, metrics | ~25 min |
+# | `06_monitoring.ipynb` | a metrics collector on DSPy callbacks, an adaptive anomaly detector | latency, quality, cost and alerts on a dashboard | ~25 min |
+#
+# That is about 2 hours 35 minutes of core work, reading included; the questionnaires and a look
+# at the going-further parts fill the rest of the chapter's 3–4 hours.
 #
 # Each exercise follows the same rhythm:
 #

@@ -104,7 +104,8 @@ for left, right in [(["a", "b"], ("a", "b")), ({1: "x"}, {"1": "x"}), (Decimal("
 # * it returns a SHA-256 hex digest: 64 lowercase hex characters;
 # * the same call gives the same key, also with the keys of `inputs` or `lm_settings` in another
 #   order; `lm_settings=None` gives the same key as `{}`;
-# * changing the inputs, `signature`, `model` or `lm_settings` changes the key;
+# * changing the inputs (even only their case), `signature`, `model` or `lm_settings` changes
+#   the key;
 # * values JSON would merge give different keys (a list and a tuple, `Decimal("1.10")` and
 #   `"1.10"`, the dict keys `1` and `"1"`), in the inputs and in `lm_settings`.
 #
@@ -165,7 +166,7 @@ assert _k(_q, lm_settings=None) == _k(_q, lm_settings={}), (
     "`lm_settings=None` and `lm_settings={}` gave different keys"
 )
 for _what, (_left, _right) in {
-    "another question": ((_q, {}), ({"question": "What is dspy?"}, {})),
+    "a question differing only in case": ((_q, {}), ({"question": "What is dspy?"}, {})),
     "another signature": ((_q, {}), (_q, {"signature": "question -> answer: int"})),
     "other instructions": ((_q, {}), (_q, {"signature": "question -> answer\nBe brief."})),
     "another model": ((_q, {}), (_q, {"model": "sim/c"})),
@@ -212,9 +213,9 @@ for _what, (_left, _right) in {
 # Write `entry_age` and `get`. What is graded:
 #
 # * `entry_age(entry, now)` is `now - entry["created"]` when `created` is an `int` or `float`
-#   (not a `bool`) with `0 <= created <= now`, and `None` otherwise: missing, text, NaN,
-#   ±infinity, the future, before 1970, or an integer too large for a float (JSON can hold one;
-#   `math.isfinite` raises `OverflowError` on it, a comparison does not).
+#   (not a `bool`) with `0 <= created <= now`, and `None` otherwise: missing, text (even `"0"`),
+#   NaN, ±infinity, the future, before 1970, or an integer too large for a float
+#   (`math.isfinite` raises `OverflowError` on it; a comparison does not).
 # * `get(key)` returns the stored value, also from a new `DiskCache` on the same folder, and
 #   `None` (a miss) when the file is missing or damaged, has no `"value"`, or (only if `self.ttl`
 #   is not `None`) its age at `self.clock()` is `None` or over `self.ttl` (exactly `ttl` is fresh).
@@ -531,7 +532,7 @@ def _rate(program):
 
 assert _rate(_Keyed(cache=_wbc.DictCache())) == 0.0, "`hit_rate` before any call is not 0.0"
 assert abs(_rate(_program) - 1 / 3) < 1e-9, (
-    f"`hit_rate` after 1 hit and 2 misses is {_program.hit_rate!r}"
+    f"`hit_rate` after 1 hit and 2 misses is {_program.hit_rate!r}, not 1/3"
 )
 with _dspy.context(lm=_sim):
     _shared = _Keyed(cache=_program.cache)
@@ -585,7 +586,10 @@ with _dspy.context(lm=_dated):
 
 
 class _BadEncode(_Keyed):
+    calls = 0
+
     def encode(self, prediction):
+        _BadEncode.calls += 1
         raise TypeError("a value JSON cannot hold")
 
 
@@ -607,6 +611,9 @@ for _error, _cls in (
             ) from _exc
     assert getattr(_answer, "answer", "").endswith("What is a full disk?"), (
         f"with {_name}, your module returned {_answer!r} instead of the answer"
+    )
+    assert _cls is not _BadEncode or _BadEncode.calls, (
+        "on a miss your module never called `self.encode(prediction)`: store what it returns"
     )
     assert _caught, f"with {_name}, your module said nothing: `warnings.warn(...)`"
 ### END HIDDEN TESTS
@@ -632,9 +639,9 @@ for name, module in [("with our cache", program), ("without any cache", uncached
 print(f"Cache hits: {program.hits}, misses: {program.misses}, hit rate: {program.hit_rate:.1%}")
 
 # %% [markdown]
-# The saving is the one skipped call: small and noisy with the local model, which answers in a
-# fraction of a second. Against a hosted model every hit saves a round trip and its tokens, and
-# real traffic repeats far more (Going further measures such a stream).
+# The saving is the one skipped call: small and noisy with the fast local model. Against a hosted
+# model every hit saves a round trip and its tokens, and real traffic repeats far more (Going
+# further measures such a stream).
 
 # %% [markdown]
 # ## Going further (optional, ungraded)

@@ -277,8 +277,9 @@ tracing.spans_table(tracer.spans)
 # %% [markdown]
 # `ChainOfThought` adds a `reasoning` output to your signature, so its inner `Predict` shows
 # `question -> reasoning, answer`; each `Predict` formats, calls the LM and parses once. (DSPy 3.4
-# wraps `JSONAdapter.format` in the callbacks twice — inherited from `ChatAdapter`, then its own —
-# so each format step fires the hooks twice, nested; `TracerHooks` passes it on once.)
+# wraps an adapter's `format` in the callbacks once per class that inherits it — `ChatAdapter`,
+# `JSONAdapter`, the course's subclass of it — so each format step fires the hooks several times,
+# nested; `TracerHooks` passes it on once.)
 #
 # **Overlapping calls.** Three questions at once through `acall`, interleaved on one event loop
 # (`run_async` runs it in a helper thread, so the line works in a notebook and a script):

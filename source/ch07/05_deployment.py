@@ -277,7 +277,8 @@ for _what, _presented in (("ann's key (the first)", "ann-key-abcdef"), ("a wrong
     assert _got == ("ann" if _what.startswith("ann") else None), f"{_what} gave {_got!r}"
     assert len(_calls) >= len(_keys), (
         f"for {_what}, `compare` was called {len(_calls)} time(s) with {len(_keys)} keys "
-        "configured: compare with `compare` (not `==`), once for every key, even after a match"
+        "configured: call the `compare` you are given (not `==`, nor `hmac.compare_digest` by "
+        "name: the tests count calls to `compare`), once for every key, even after a match"
     )
     assert all(t == (bytes, bytes) for t in _calls), (
         f"`compare` got {sorted({f'{a.__name__}, {b.__name__}' for a, b in _calls})}: "
@@ -311,14 +312,15 @@ assert "ann-key-abcdeX" not in _r[2].text, "the 401's body repeats the wrong key
 # `burst` tokens, refilled continuously at `rate` per second; a request takes one. Exercise 2's
 # `TokenBucket` *waits* for a token — right for a client pacing itself, wrong for a server, where
 # a waiting request holds a connection its client has long given up on. A server **refuses** at
-# once: `429 Too Many Requests`, with headers the app builds from your `RateDecision`:
+# once: `429 Too Many Requests`, with headers the app builds from your `RateDecision` (it rounds
+# your seconds up to whole ones for the headers; give them exact):
 #
 # | field | header | meaning |
 # |---|---|---|
 # | `allowed` | status 200 or 429 | a whole token was there, and was taken |
 # | `limit` | `X-RateLimit-Limit` | `burst` |
-# | `remaining` | `X-RateLimit-Remaining` | whole tokens left after this request |
-# | `retry_after` | `Retry-After` | **seconds** until one token is back; `0.0` while one is left |
+# | `remaining` | `X-RateLimit-Remaining` | whole tokens left after this request (round down) |
+# | `retry_after` | `Retry-After` | **seconds** until a token is back; `0.0` only if one is left |
 # | `reset` | `X-RateLimit-Reset` | **seconds** until the bucket is full (not a clock time) |
 #
 # **Your task.** `KeyedTokenBucket.acquire(key)` refills `key`'s bucket for the time since its
@@ -378,6 +380,9 @@ assert _rem == [2, 1, 0, 0] and all(type(r) is int for r in _rem), (
 )
 assert all(d.limit == 3 for d in _d), f"`limit` was {[d.limit for d in _d]}, not the burst 3"
 assert _d[0].retry_after == 0.0, f"`retry_after` with tokens left was {_d[0].retry_after}, not 0"
+assert abs(_d[2].retry_after - 0.5) < 1e-6, (
+    f"after taking the last token at 2/s, `retry_after` was {_d[2].retry_after}, not 0.5 s"
+)
 assert abs(_d[3].retry_after - 0.5) < 1e-6, (
     f"refused with an empty bucket at 2/s, `retry_after` was {_d[3].retry_after}, not 0.5"
 )
@@ -396,6 +401,12 @@ _now[0] += 1000
 _full = [_bucket.acquire("k") for _ in range(4)]
 assert [d.allowed for d in _full] == [True, True, True, False], (
     f"after a long pause a burst gave {[d.allowed for d in _full]}: never above the burst"
+)
+_now[0] += 0.875  # 1.75 tokens: one is taken, 0.75 of one is left
+_part = _bucket.acquire("k")
+assert _part.allowed and _part.remaining == 0, (
+    f"with 1.75 tokens, got allowed={_part.allowed}, remaining={_part.remaining!r}; "
+    "want True and 0 (0.75 is not a whole token)"
 )
 _parts = standin_parts(limiter=KeyedTokenBucket)
 _app = create_app(

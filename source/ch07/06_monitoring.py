@@ -91,8 +91,9 @@ from dspy_workbook.checks import ex6
 # them by name (`{"question": …}`), whether the caller wrote `program(question=q)` or
 # `program(q)`.
 #
-# **`on_module_end`** — a `call_id` not in `self._open` is nested: do nothing. Otherwise reset
-# `self._current` with the token and `self.record(state.observation(...))` with
+# **`on_module_end`** — a `call_id` not in `self._open` is nested: do nothing. Otherwise take
+# its state out of `self._open` (left in, the dict grows with every prediction: the leak from the
+# table above), reset `self._current` with the token and `self.record(state.observation(...))` with
 #
 # * `latency`: seconds since `state.started` (`time.perf_counter()` is monotonic);
 # * `error`: the exception's type name (`type(exception).__name__`), or `None`;
@@ -176,6 +177,8 @@ assert type(_o) is _Obs, f"`record` was given a {type(_o).__name__}, not a `wbm.
 assert _o.error is None and _o.lm_calls == 1, (
     f"a successful prediction was recorded with error={_o.error!r}, lm_calls={_o.lm_calls}"
 )
+_left = len(getattr(_c, "_open", {}))
+assert _left == 0, f"after one finished prediction `self._open` still holds {_left} state(s)"
 _seen: list = []
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+from functools import cache
 from pathlib import Path
 
 import jupytext
@@ -23,6 +24,7 @@ _MASTER_FILE = Path(__file__).resolve().parents[2] / "source" / "ch07" / f"{MAST
 _REGION = re.compile(r"^([ \t]*)### BEGIN SOLUTION\n.*?^[ \t]*### END SOLUTION\n", re.S | re.M)
 
 
+@cache  # the entries below ask ~60 times; parsing the master once saves seconds per process
 def _solution_cell(grade_id: str) -> str:
     for cell in jupytext.read(_MASTER_FILE, fmt="py:percent").cells:
         if cell.metadata.get("nbgrader", {}).get("grade_id") == grade_id:
@@ -110,6 +112,20 @@ KEY_RIGHT = [
 
             text = repr(canon([inputs, signature, model, lm_settings or {}]))
             return hashlib.sha256(text.encode("utf-8")).hexdigest()
+            """
+        ),
+        True,
+    ),
+    Submission(
+        "cache_key",
+        "a student trial: tag_types over the whole payload, no sort_keys (tag_types sorts)",
+        _key(
+            """
+            payload = wbc.tag_types(
+                {"inputs": inputs, "signature": signature, "model": model,
+                 "lm_settings": lm_settings or {}}
+            )
+            return hashlib.sha256(json.dumps(payload).encode("utf-8")).hexdigest()
             """
         ),
         True,
@@ -266,6 +282,23 @@ KEY_WRONG = [
         ),
         False,
     ),
+    Submission(
+        "cache_key",
+        "inputs: text case-folded for more hits ('What is DSPy?' = 'what is dspy?')",
+        _key(
+            """
+            folded = {k: v.casefold() if isinstance(v, str) else v for k, v in inputs.items()}
+            payload = {
+                "inputs": folded,
+                "signature": signature,
+                "model": model,
+                "lm_settings": lm_settings or {},
+            }
+            return hashlib.sha256(json.dumps(wbc.tag_types(payload)).encode()).hexdigest()
+            """
+        ),
+        False,
+    ),
 ]
 
 
@@ -343,6 +376,31 @@ DISK_RIGHT = [
             age = entry_age(entry, self.clock())
             if age is None or age > self.ttl:
                 return None
+            return entry["value"]
+            """,
+        ),
+        True,
+    ),
+    Submission(
+        "disk_cache",
+        "a student trial: isinstance + bool test, chained comparison, get step by step",
+        _disk(
+            """
+            created = entry.get("created")
+            if isinstance(created, bool) or not isinstance(created, (int, float)):
+                return None
+            if not 0 <= created <= now:  # NaN, infinities, the future, huge ints all fail this
+                return None
+            return now - created
+            """,
+            """
+            entry = wbc.read_json_entry(self.path_for(key))
+            if entry is None or "value" not in entry:
+                return None
+            if self.ttl is not None:
+                age = entry_age(entry, self.clock())
+                if age is None or age > self.ttl:
+                    return None
             return entry["value"]
             """,
         ),
@@ -503,6 +561,23 @@ DISK_WRONG = [
             age = entry_age(entry, self.clock())
             expired = self.ttl is not None and (age is None or age > self.ttl)
             return None if expired else entry
+            """
+        ),
+        False,
+    ),
+    Submission(
+        "disk_cache",
+        "age: numeric text ('0', '1e3') converted with float() has an age",
+        _disk(
+            """
+            created = entry.get("created")
+            if isinstance(created, bool):
+                return None
+            try:
+                created = float(created)
+            except (TypeError, ValueError, OverflowError):  # None, 'yesterday', a huge int
+                return None
+            return now - created if 0 <= created <= now else None
             """
         ),
         False,
@@ -779,6 +854,15 @@ try:
         _forward_with(
             'warnings.warn(f"the answer was not cached ({exc})")',
             'print(f"the answer was not cached ({exc})")',
+        ),
+        False,
+    ),
+    Submission(
+        "cached_module",
+        "miss: prediction.toDict() stored instead of encode(prediction) (encode never called)",
+        _forward_with(
+            "self.cache.put(key, self.encode(prediction))",
+            "self.cache.put(key, prediction.toDict())",
         ),
         False,
     ),

@@ -495,6 +495,111 @@ cc.max_per_window = lambda times, window=1.0: 0
     ),
 ]
 
+# -- from the student trial (Dec 2026): the trial's answers and what it tried next ------------
+_LOOP = """
+    async def acquire(self) -> None:
+        async with self.lock:
+            while True:
+                now = self.clock()
+                self.tokens = min(float(self.burst), self.tokens + (now - self.updated) * self.rate)
+                self.updated = now
+                if self.tokens >= 1:
+                    self.tokens -= 1
+                    return
+                await asyncio.sleep({wait})
+"""
+SUBMISSIONS += [
+    Submission(
+        "run_bounded",
+        "student trial: a semaphore around each acall, gather with return_exceptions",
+        """
+        async def run_bounded(program: dspy.Module, questions: Sequence[str], limit: int) -> list:
+            if not isinstance(limit, int) or limit < 1:
+                raise ValueError(f"limit must be an int of at least 1, got {limit!r}")
+            semaphore = asyncio.Semaphore(limit)
+
+            async def one(question: str):
+                async with semaphore:
+                    return await program.acall(question=question)
+
+            return await asyncio.gather(*(one(q) for q in questions), return_exceptions=True)
+        """,
+        True,
+    ),
+    Submission(
+        "run_bounded",
+        "chunks of `limit` questions, each chunk gathered in turn",
+        """
+        async def run_bounded(program, questions, limit):
+            if not isinstance(limit, int) or limit < 1:
+                raise ValueError("limit must be a whole number >= 1")
+            results = []
+            for start in range(0, len(questions), limit):
+                chunk = questions[start : start + limit]
+                results += await asyncio.gather(
+                    *(program.acall(question=q) for q in chunk), return_exceptions=True
+                )
+            return results
+        """,
+        True,
+    ),
+    Submission(
+        "run_bounded",
+        "a sync `program(...)` inside the semaphore: it holds the event loop (calls overlap)",
+        """
+        async def run_bounded(program, questions, limit):
+            if not isinstance(limit, int) or limit < 1:
+                raise ValueError("limit must be a whole number >= 1")
+            semaphore = asyncio.Semaphore(limit)
+
+            async def one(question):
+                async with semaphore:
+                    return program(question=question)
+
+            return await asyncio.gather(*(one(q) for q in questions), return_exceptions=True)
+        """,
+        False,
+    ),
+    Submission(
+        "run_bounded",
+        "failures turned into their messages (failures in place, as exceptions)",
+        """
+        async def run_bounded(program, questions, limit):
+            if not isinstance(limit, int) or limit < 1:
+                raise ValueError("limit must be a whole number >= 1")
+            semaphore = asyncio.Semaphore(limit)
+
+            async def one(question):
+                async with semaphore:
+                    try:
+                        return await program.acall(question=question)
+                    except Exception as exc:
+                        return f"error: {exc}"
+
+            return list(await asyncio.gather(*(one(q) for q in questions)))
+        """,
+        False,
+    ),
+    Submission(
+        "token_bucket",
+        "student trial: refill, take or sleep the exact wait, under the lock",
+        _bucket(_LOOP.format(wait="(1 - self.tokens) / self.rate")),
+        True,
+    ),
+    Submission(
+        "token_bucket",
+        "polls every millisecond instead of sleeping the exact wait",
+        _bucket(_LOOP.format(wait="0.001")),
+        True,
+    ),
+    Submission(
+        "token_bucket",
+        "sleeps a whole token's time (1 / rate), then looks again",
+        _bucket(_LOOP.format(wait="1 / self.rate")),
+        True,
+    ),
+]
+
 # -- going further: self-checks only (no graded cells, no points) ------------------------------
 OPTIONAL = [
     Submission(

@@ -44,6 +44,31 @@ TRACER = [
     # -- right, in other styles
     Submission(
         "tracer",
+        "student trial: span listed before it is kept in _open, its fields set one by one "
+        "(✅ that once scored 0/4: the course's JSONAdapter subclass fired format three times)",
+        _tracer(
+            """
+    def _start(self, call_id: str, kind: str, instance, inputs: dict) -> None:
+        span = open_span(call_id, ACTIVE_CALL_ID.get(), kind, instance, inputs)
+        with self._lock:
+            self.spans.append(span)
+            self._open[call_id] = span
+
+    def _end(self, call_id: str, outputs, exception: BaseException | None) -> None:
+        with self._lock:
+            span = self._open.pop(call_id, None)
+        if span is None:
+            return
+        span.duration = time.perf_counter() - span.start
+        span.outputs = outputs
+        span.error = exception
+        self._finished(span)
+"""
+        ),
+        True,
+    ),
+    Submission(
+        "tracer",
         "parent read in _end (DSPy restores the parent's id before the end hooks)",
         _tracer(
             """

@@ -244,6 +244,63 @@ REQUEST_MODEL = [
         ),
         False,
     ),
+    # from the student trial (Dec 2026): the trial's answer, and the strip-order mix-up
+    Submission(
+        "request_model",
+        "student trial: strict model config, bounds in Field",
+        _model(
+            """
+    class Question(BaseModel):
+        model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
+        question: str = Field(min_length=1, max_length=max_chars)
+
+    return Question
+"""
+        ),
+        True,
+    ),
+    Submission(
+        "request_model",
+        "a before-validator that trims strings and leaves the rest to the type",
+        _model(
+            """
+    from pydantic import field_validator
+
+    class Question(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        question: str = Field(min_length=1, max_length=max_chars)
+
+        @field_validator("question", mode="before")
+        @classmethod
+        def trim(cls, value):
+            return value.strip() if isinstance(value, str) else value
+
+    return Question
+"""
+        ),
+        True,
+    ),
+    Submission(
+        "request_model",
+        "trims in an after-validator: Field's bounds saw the untrimmed text",
+        _model(
+            """
+    from pydantic import field_validator
+
+    class Question(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        question: str = Field(min_length=1, max_length=max_chars)
+
+        @field_validator("question")
+        @classmethod
+        def trim(cls, value: str) -> str:
+            return value.strip()
+
+    return Question
+"""
+        ),
+        False,
+    ),
 ]
 
 # -- Task 2: check_api_key ------------------------------------------------------------------------
@@ -451,6 +508,42 @@ API_KEY = [
         ),
         False,
     ),
+    # from the student trial (Dec 2026)
+    Submission(
+        "api_key",
+        "student trial: refuse a missing key before the loop, then a found flag",
+        _key(
+            """
+    if not presented:
+        raise refuse
+    given = presented.encode()
+    found = None
+    for name, key in keys.items():
+        if compare(given, key.encode()) and found is None:
+            found = name
+    if found is None:
+        raise refuse
+    return found
+"""
+        ),
+        True,
+    ),
+    Submission(
+        "api_key",
+        "calls hmac.compare_digest by name, not the `compare` it is given",
+        _key(
+            """
+    given, found = (presented or "").encode(), None
+    for name, key in keys.items():
+        if hmac.compare_digest(given, key.encode()) and found is None:
+            found = name
+    if not presented or found is None:
+        raise refuse
+    return found
+"""
+        ),
+        False,
+    ),
 ]
 
 # -- Task 3: KeyedTokenBucket ---------------------------------------------------------------------
@@ -653,6 +746,47 @@ class KeyedTokenBucket:
         + "".join(
             f"        {line}\n" for line in (_NOW, _START, _REFILL, _TAKE, _STORE, _RETRY, _RETURN)
         ),
+        False,
+    ),
+]
+# from the student trial (Dec 2026): the trial's answer, and two readings of the table it allowed
+RATE_LIMIT += [
+    Submission(
+        "rate_limit",
+        "student trial: RateDecision by keyword, (tokens, time) per key",
+        _BUCKET_HEAD.strip("\n")
+        + """
+        now = self.clock()
+        tokens, last = self.buckets.get(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+        allowed = tokens >= 1
+        if allowed:
+            tokens -= 1
+        self.buckets[key] = (tokens, now)
+        retry_after = 0.0 if tokens >= 1 else (1 - tokens) / self.rate
+        return RateDecision(
+            allowed=allowed,
+            limit=self.burst,
+            remaining=int(tokens),
+            retry_after=retry_after,
+            reset=(self.burst - tokens) / self.rate,
+        )
+""",
+        True,
+    ),
+    Submission(
+        "rate_limit",
+        "`remaining` rounded to the nearest whole token, not down",
+        _bucket(
+            ret="return RateDecision(allowed, self.burst, round(tokens), retry_after, "
+            "(self.burst - tokens) / self.rate)"
+        ),
+        False,
+    ),
+    Submission(
+        "rate_limit",
+        "`retry_after` 0.0 whenever allowed, also after taking the last token",
+        _bucket(retry="retry_after = 0.0 if allowed else (1 - tokens) / self.rate"),
         False,
     ),
 ]

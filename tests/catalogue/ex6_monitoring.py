@@ -72,6 +72,29 @@ COLLECTOR = [
     # -- right, in other styles
     Submission(
         "collector",
+        "student trial: a failed prediction recorded early, then quality and confidence",
+        _collector(
+            end="""
+    def on_module_end(self, call_id: str, outputs, exception=None) -> None:
+        state = self._open.pop(call_id, None)
+        if state is None:
+            return
+        self._current.reset(state.token)
+        latency = time.perf_counter() - state.started
+        if exception is not None:
+            self.record(state.observation(latency=latency, error=type(exception).__name__))
+            return
+        quality = self.safely(self.quality, state.inputs, outputs)
+        confidence = self.safely(self.confidence, outputs)
+        self.record(
+            state.observation(latency=latency, error=None, quality=quality, confidence=confidence)
+        )
+""",
+        ),
+        True,
+    ),
+    Submission(
+        "collector",
         "call id kept in the state; on_module_end compares it instead of using self._open",
         _collector(
             start="""
@@ -236,6 +259,16 @@ COLLECTOR = [
     ),
     Submission(
         "collector",
+        "the state is read from self._open but never taken out (it grows with every prediction)",
+        _collector(
+            end=_end_with(
+                "state = self._open.pop(call_id, None)", "state = self._open.get(call_id)"
+            )
+        ),
+        False,
+    ),
+    Submission(
+        "collector",
         "the ContextVar is never reset: the next prediction looks nested",
         _collector(end=_end_with("        self._current.reset(state.token)\n", "")),
         False,
@@ -394,6 +427,34 @@ def _update_with(old: str, new: str) -> str:
 
 DETECTOR = [
     # -- right, in other styles
+    Submission(
+        "detector",
+        "student trial: nested ifs for the direction, anomalous False until past the warm-up",
+        _detector(
+            """
+        diff = value - self.mean
+        spread = self.spread
+        if spread > 0:
+            z = diff / spread
+        elif diff == 0:
+            z = 0.0
+        else:
+            z = math.copysign(math.inf, diff)
+        self.last_z = z
+        anomalous = False
+        if self.seen > self.warmup:
+            if self.direction == "up":
+                anomalous = z > self.threshold
+            else:
+                anomalous = z < -self.threshold
+        if not anomalous:
+            self.mean = self.mean + self.alpha * diff
+            self.var = (1 - self.alpha) * (self.var + self.alpha * diff**2)
+        return anomalous
+"""
+        ),
+        True,
+    ),
     Submission(
         "detector",
         "signed z and early returns; the variance update expanded",

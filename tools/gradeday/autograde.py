@@ -15,7 +15,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -23,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from .nbgrader_cli import config_dir, nbgrader_env
+from .nbgrader_cli import config_dir, nbgrader_command, nbgrader_env
 
 __all__ = ["StudentRun", "autograde_class", "use_wal"]
 
@@ -55,17 +54,14 @@ def _autograde_one(
     env: dict[str, str],
     student_timeout: float,
 ) -> StudentRun:
-    command = [
-        sys.executable,
-        "-m",
-        "nbgrader",
+    command = nbgrader_command(
         "autograde",
         assignment,
         f"--student={student}",
         "--force",
         f"--CourseDirectory.root={course}",
         *args,
-    ]
+    )
     start = time.monotonic()
     # The kernels' socket folders go in a temporary folder of this run's own, removed even when
     # the run is killed (a short path: unix socket paths are limited to 107 bytes).
@@ -97,7 +93,7 @@ def autograde_class(
     *,
     jobs: int = 2,
     args: Sequence[str] = (),
-    student_timeout: float = 900,
+    student_timeout: float = 480,
     env: dict[str, str] | None = None,
     on_done: Callable[[StudentRun], None] | None = None,
 ) -> list[StudentRun]:

@@ -40,6 +40,9 @@ def _cell_errors(notebook: Path) -> list[str]:
                 if ename in _TIMED_OUT:
                     errors.append(f"{name} timed out (stopped at the cell time limit)")
                     break
+                if ename == "GradingTimeUsedUp":
+                    errors.append(f"{name} not run: the student's grading time ran out")
+                    break
                 message = str(output.get("evalue", "")).strip().splitlines()
                 detail = f": {message[0][:70]}" if message else ""
                 errors.append(f"{name} {ename}{detail}")

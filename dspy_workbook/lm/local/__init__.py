@@ -8,13 +8,16 @@ every notebook exactly like a hosted one — only offline, free and on this CPU.
 Why a 135M model parses every time: DSPy's `JSONAdapter` sends the JSON schema of the signature's
 outputs; the engine turns it into a llama.cpp grammar whose strings and lists are bounded, and
 sizes those bounds and the call's token budget so the JSON always closes — the rule is in
-`budget.py`. A repetition guard (`repetition.py`) stops loops without touching JSON punctuation.
+`budget.py`. A repetition guard (`repetition.py`) stops loops without touching JSON punctuation,
+and the string closer (`closer.py`) ends a string where the model ends its value, so those bounds
+stay bounds and do not become the length of an answer.
 
 The modules, one job each: `model_file` (finding the model), `grammar` (schema → GBNF), `budget`
 (bounds and token budget), `planner` (an engine's cache of checked grammars), `repetition` +
-`hooks` + `sampler` (what happens at each token), `runtime` (the loaded model, its thread, the
-llama-cpp-python patches), `convert` (requests, responses and errors), `engine` and
-`async_engine` (the DSPy engines, typed against `dspy.clients.engines.Engine`/`AsyncEngine`).
+`closer` + `hooks` + `sampler` (what happens at each token), `threads` (how many threads, call by
+call), `runtime` (the loaded model, its thread, the llama-cpp-python patches), `convert`
+(requests, responses and errors), `engine` and `async_engine` (the DSPy engines, typed against
+`dspy.clients.engines.Engine`/`AsyncEngine`).
 
 Log-probabilities: ``lm(..., logprobs=True)``, ``dspy.Predict(sig, logprobs=True)`` or
 ``config={"logprobs": True, "top_logprobs": 3}`` per call return llama.cpp's token
@@ -25,9 +28,10 @@ Concurrency: a llama.cpp context is not re-entrant, so the model runs on one thr
 Calls from several threads or tasks queue for it and are served one at a time; that also lets
 llama.cpp reuse the prompt prefix the previous call evaluated.
 
-Speed: two threads suit an otherwise idle 2-core machine (Predict ~0.3 s). If other processes keep
-the cores busy, llama.cpp's threads wait for each other and calls get several times slower; then
-``local_lm(n_threads=1)`` is the faster choice.
+Speed: two llama.cpp threads are ~25% faster than one on free cores, and several times slower as
+soon as another process wants a core (each step waits for the slower thread). So by default the
+runtime measures what the *other* processes use and picks 2 threads or 1 before each call and
+every 0.1 s during it (`threads.py`); ``local_lm(n_threads=N)`` fixes the count instead.
 """
 
 from __future__ import annotations

@@ -234,7 +234,7 @@ class LocalLlamaEngine(Engine):
         guard = RepetitionGuard(piece, self.repetition_guard) if self.repetition_guard else None
         closer = None
         if self.close_when_done and generation.grammar_text is not None:  # JSON output only
-            closer = StringCloser(piece, runtime.is_end, runtime.quote_token())
+            closer = StringCloser(piece, runtime.is_end, runtime.quote_token(), runtime.token_of)
         if generation.logprobs is None and guard is None and closer is None:
             return None
         return TokenHooks(piece, logprobs=generation.logprobs, guard=guard, closer=closer)

@@ -78,6 +78,7 @@ class Runtime:
         self._llama: Any = None
         self._pieces: dict[int, bytes] = {}
         self._quote: int | None = None
+        self._spelled: dict[bytes, int | None] = {}
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
 
@@ -127,6 +128,13 @@ class Runtime:
         """Whether `token` ends the turn (model thread only)."""
         llama_cpp = import_llama_cpp()
         return bool(llama_cpp.llama_vocab_is_eog(self.llama()._model.vocab, token))
+
+    def token_of(self, text: bytes) -> int | None:
+        """The single token that spells `text`, or None (model thread only; cached)."""
+        if text not in self._spelled:
+            tokens = self.llama().tokenize(text, add_bos=False, special=False)
+            self._spelled[text] = tokens[0] if len(tokens) == 1 else None
+        return self._spelled[text]
 
     def quote_token(self) -> int:
         """The token that is exactly one double quote (model thread only)."""
@@ -237,7 +245,7 @@ class Runtime:
     def _free(self) -> None:
         with self.lock:
             llama, self._llama = self._llama, None
-            self._pieces, self._quote = {}, None
+            self._pieces, self._quote, self._spelled = {}, None, {}
             self._applied = self.n_threads
             if llama is not None:
                 llama.close()
