@@ -36,7 +36,7 @@ test: setup system-deps hub-proxy
 
 test-fast: setup
 	@start=$$(date +%s); \
-	$(PYTEST) tests -m unit $(XDIST) -q --durations=10 $(PYTEST_ARGS) && status=0 || status=$$?; \
+	$(PYTEST) tests -m unit $(XDIST) --durations=10 $(PYTEST_ARGS) && status=0 || status=$$?; \
 	echo "make test-fast: $$(( $$(date +%s) - start )) s (load average: $$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null))"; \
 	exit $$status
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from . import env
+
 __all__ = ["CACHE_DIR_ENV", "workbook_dir"]
 
-CACHE_DIR_ENV = "WORKBOOK_CACHE_DIR"
+CACHE_DIR_ENV = env.CACHE_DIR
 _DEFAULT = ".workbook_cache"
 
 

@@ -13,6 +13,8 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
+from . import env
+
 __all__ = ["progress", "progress_enabled", "track"]
 
 T = TypeVar("T")
@@ -21,7 +23,7 @@ _QUIET_ENV = ("CI", "NBGRADER_EXECUTION")  # set by CI services and by nbgrader'
 
 def progress_enabled() -> bool:
     """Whether a progress bar would be seen by a person right now."""
-    forced = os.environ.get("WORKBOOK_PROGRESS", "").strip().lower()
+    forced = (env.read(env.PROGRESS) or "").lower()
     if forced in {"0", "false", "no", "off"}:
         return False
     if forced in {"1", "true", "yes", "on"}:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Iterable, Mapping
 
 import dspy
 
+from .. import env
 from ..lm import sim_lm
 from ._inflight import InFlight
 
@@ -17,7 +17,7 @@ __all__ = ["FlakyQA", "ScriptedFailure", "ScriptedQA", "demo_latency", "distinct
 
 def demo_latency(default: float = 0.2) -> float:
     """The simulated provider's latency for demos: `$WORKBOOK_SIM_LATENCY` (0.01 s when grading)."""
-    return float(os.environ.get("WORKBOOK_SIM_LATENCY", default))
+    return env.sim_latency(default)
 
 
 def distinct_questions(n: int, tag: str = "q") -> list[str]:

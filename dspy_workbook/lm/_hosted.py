@@ -241,7 +241,7 @@ class CourseJSONAdapter(dspy.JSONAdapter):
         try:
             return super().__call__(lm, lm_kwargs, signature, demos, inputs)
         except AdapterParseError as error:
-            if is_local(lm):
+            if not isinstance(lm, HostedLM):  # local: constrained; sim: garbles on purpose
                 raise
             self._explain(error, lm, lm_kwargs)
 
@@ -249,7 +249,7 @@ class CourseJSONAdapter(dspy.JSONAdapter):
         try:
             return await super().acall(lm, lm_kwargs, signature, demos, inputs)
         except AdapterParseError as error:
-            if is_local(lm):
+            if not isinstance(lm, HostedLM):  # local: constrained; sim: garbles on purpose
                 raise
             self._explain(error, lm, lm_kwargs)
 

@@ -333,7 +333,7 @@ for span in failing_trace.spans:
 # | secret | what matches | becomes |
 # |---|---|---|
 # | API key *(given)* | `sk-`, then 16 or more of `A–Z a–z 0–9 _ -` | `[REDACTED_KEY]` |
-# | bearer token | `Bearer` in any case; one or more whitespace characters (`\s`: space, tab, newline…); the token: one or more of `A–Z a–z 0–9 - . _ ~ + /`, then any `=` | `Bearer [REDACTED_TOKEN]` |
+# | bearer token | `Bearer` in any case; one or more whitespace characters (`\s`: space, tab, newline…); the token: one or more of `A–Z a–z 0–9 - . _ ~ + /`, then any number of `=` | `Bearer [REDACTED_TOKEN]` |
 # | e-mail address | one or more of `\w` (letters of any alphabet, digits, `_`) or `. % + -`; then `@`; then two or more labels of `\w` or `-`, joined by single dots | `[REDACTED_EMAIL]` |
 #
 # Each match is replaced whole; all other text stays as it was (`sk-short`, `ask-me-later`,
