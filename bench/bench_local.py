@@ -21,9 +21,10 @@ CPU the other processes used during the calls and the load average. Then the loo
 
 Goals (issue 19, idle 2-core machine): Predict p50 <= 0.25 s and p95 <= 1.0 s, ChainOfThought p50 <=
 0.45 s and p95 <= 1.5 s, 0 parse failures, exact match not lower than `previous`, median answer
-length not cut by more than a fifth; busy: p50 no worse than `previous` (+10% for noise; issue 19
-measured 1.7 s / 2.1 s at load 5-7). Other helpers' processes on a shared machine inflate the idle
-figures: each phase prints what the others used, and "MISSED" stands even when that is the cause.
+length not cut by more than a fifth; busy: no worse than `previous` (median ratio of the paired
+latencies <= 1.10, for noise; issue 19 measured 1.7 s / 2.1 s at load 5-7). Other processes on a
+shared machine inflate the idle figures: each phase prints what the others used, and "MISSED"
+stands even when that is the cause.
 Exit status 1 if any answer failed to parse.
 """
 
@@ -57,7 +58,7 @@ GOALS = {
     "Predict": {"p50": 0.25, "p95": 1.0},
     "CoT": {"p50": 0.45, "p95": 1.5},
     "decode_ratio": 0.9,
-    "busy_slack": 1.10,  # busy p50 may be at most 10% above `previous` (noise), never more
+    "busy_slack": 1.10,  # busy: the median paired ratio now/previous may be at most 1.10 (noise)
 }
 ISSUE_BUSY_P50 = {"Predict": 1.7, "CoT": 2.1}  # issue 19, held-out questions at load 5-7
 QUIET = 0.25  # cores: calls during which the other processes used less count as quiet
@@ -422,10 +423,18 @@ def main() -> int:
     for program in PROGRAMS:
         if ("now", program) in busy:
             now, before = busy["now", program]["p50"], busy["previous", program]["p50"]
+            # Paired: the same question, back to back, so a load swing hits both sides alike.
+            pairs = [
+                a.latency / b.latency
+                for key, calls in busy_arms["now"].calls.items()
+                if key[1] == program
+                for a, b in zip(calls, busy_arms["previous"].calls[key], strict=True)
+            ]
+            ratio = statistics.median(pairs)
             print(
-                f"  busy {program} p50 {now:.3f} s vs previous rule {before:.3f} s "
-                f"(issue: {ISSUE_BUSY_P50[program]} s): "
-                f"{verdict(now <= before * GOALS['busy_slack'])} (no worse)"
+                f"  busy {program} p50 {now:.3f} s vs previous rule {before:.3f} s (issue: "
+                f"{ISSUE_BUSY_P50[program]} s), median paired ratio {ratio:.2f}: "
+                f"{verdict(ratio <= GOALS['busy_slack'])} (no worse)"
             )
         else:
             print(f"  busy {program}: not measured (--skip-busy): MISSED")

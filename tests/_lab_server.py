@@ -33,6 +33,7 @@ __all__ = [
     "TOKEN",
     "Lab",
     "StatusPolls",
+    "cleared_copy",
     "get",
     "polling_status",
     "running_lab",

@@ -170,15 +170,26 @@ def _group(item: pytest.Item, tiers: set[str]) -> str | None:
     return None
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects by the tiers given here
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    parallel = config.getoption("dist", "no") != "no" or hasattr(config, "workerinput")
+    grouped = bool(getattr(config.option, "loadgroup", False))  # an xdist worker, loadgroup
     for item in items:
         tiers = _tiers(item)
         for tier in tiers - {m.name for m in item.iter_markers()}:
             item.add_marker(tier)
         group = _group(item, tiers)
-        if parallel and group:
-            item.add_marker(pytest.mark.xdist_group(group))
+        if grouped and group and "@" not in item.nodeid:
+            _join_group(item, group)
+
+
+def _join_group(item: pytest.Item, group: str) -> None:
+    """What `@pytest.mark.xdist_group(group)` does under `--dist loadgroup`: the scheduler keeps
+    the items whose node id ends in the same `@group` on one worker, in order. pytest-xdist 3.8
+    appends it to `item._nodeid`, which pytest 9 no longer reads (a node id is `item._id`), so
+    the mark alone is ignored there and the items are spread over all workers."""
+    from _pytest.nodeid import NodeId
+
+    item._id = NodeId.parse(f"{item.nodeid}@{group}")
 
 
 def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> str:

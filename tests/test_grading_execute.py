@@ -16,6 +16,8 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbformat import NotebookNode
+from nbgrader.converters import Autograde
+from nbgrader.coursedir import CourseDirectory
 from nbgrader.utils import determine_grade
 
 from dspy_workbook.grading.execute import GradingExecute, last_graded_cell
@@ -42,11 +44,23 @@ def _notebook(*cells: tuple[str, int | None]) -> NotebookNode:
     return nb
 
 
-def _run(nb: NotebookNode, folder: Path, student: str | None = None, **traits: object) -> None:
+def _run(
+    nb: NotebookNode,
+    folder: Path,
+    student: str | None = None,
+    run: object = None,
+    **traits: object,
+) -> None:
+    """Grade `nb` as `student`'s notebook, in grading run `run` (an nbgrader converter)."""
     resources: dict = {"metadata": {"path": str(folder)}}
     if student is not None:
         resources["nbgrader"] = {"student": student, "assignment": "ch07", "notebook": "nb"}
-    GradingExecute(sandbox="off", **traits).preprocess(nb, resources)
+    GradingExecute(parent=run, sandbox="off", **traits).preprocess(nb, resources)
+
+
+def _grading_run(tmp_path: Path) -> Autograde:
+    """One `nbgrader autograde` (or one Formgrader click): its students' time is counted anew."""
+    return Autograde(coursedir=CourseDirectory(root=str(tmp_path)))
 
 
 def _errors(cell: NotebookNode) -> list[tuple[str, str]]:
@@ -88,17 +102,26 @@ def test_a_cell_past_the_cell_limit_says_so_and_scores_zero(tmp_path: Path) -> N
 
 def test_one_students_notebooks_share_one_time_bound(tmp_path: Path) -> None:
     student, other = f"hangs-{uuid.uuid4().hex[:6]}", f"fine-{uuid.uuid4().hex[:6]}"
+    run = _grading_run(tmp_path)
+    limits = {"timeout": 30, "student_seconds": 3}
     first = _notebook(("import time\ntime.sleep(120)", 2))
-    _run(first, tmp_path, student, timeout=30, student_seconds=3)
+    _run(first, tmp_path, student, run, **limits)
     error = _errors(first.cells[0])[-1]
     assert error[0] == "GradingTimeUsedUp" and "grading time (3 s in all)" in error[1], error
 
     later = _notebook(("open('ran.txt', 'w').write('ran')", None), ("assert True", 1))
-    _run(later, tmp_path, student, timeout=30, student_seconds=3)
+    _run(later, tmp_path, student, run, **limits)
     assert not (tmp_path / "ran.txt").exists(), "the student's time was up, yet a cell ran"
     assert [e[0] for e in _errors(later.cells[1])] == ["GradingTimeUsedUp"]
     assert _score(later.cells[1]) == 0, "a graded cell that was not run must score zero"
 
     theirs = _notebook(("open('ran.txt', 'w').write('ran')", None), ("assert True", 1))
-    _run(theirs, tmp_path, other, timeout=30, student_seconds=3)
+    _run(theirs, tmp_path, other, run, **limits)
     assert (tmp_path / "ran.txt").exists() and _score(theirs.cells[1]) == 1
+
+    # Grading the same student again (a new `nbgrader autograde`, or Formgrader's button in the
+    # same server) starts their time afresh.
+    (tmp_path / "ran.txt").unlink()
+    again = _notebook(("open('ran.txt', 'w').write('ran')", None), ("assert True", 1))
+    _run(again, tmp_path, student, _grading_run(tmp_path), **limits)
+    assert (tmp_path / "ran.txt").exists() and _score(again.cells[1]) == 1

@@ -308,6 +308,22 @@ def test_the_sandbox_setting_is_read_and_a_missing_bwrap_is_said_clearly(
     assert "NOT SANDBOXED" in caplog.text
 
 
+def test_a_bwrap_that_cannot_make_a_sandbox_here_is_said_clearly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Installed is not enough where user namespaces are off (Ubuntu 24.04's default)."""
+    refusing = tmp_path / "bwrap"
+    refusing.write_text(
+        "#!/bin/sh\necho 'bwrap: setting up uid map: Permission denied' >&2\nexit 1\n"
+    )
+    refusing.chmod(0o755)
+    monkeypatch.setattr(nbgrader_execute, "bwrap_path", lambda: str(refusing))
+    with pytest.raises(SandboxUnavailable, match="uid map: Permission denied"):
+        nbgrader_execute.GradingExecute(sandbox="on")._make_sandbox()
+    assert nbgrader_execute.GradingExecute(sandbox="auto")._make_sandbox() is None
+    assert "NOT SANDBOXED" in caplog.text and "uid map" in caplog.text
+
+
 def test_the_course_folder_from_nbgrader_config_is_hidden_and_the_submission_bound_after(
     tmp_path: Path,
 ) -> None:

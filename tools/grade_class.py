@@ -38,15 +38,17 @@ def _fail(message: str) -> int:
 
 
 def _sandbox_banner(mode: str) -> str:
-    from dspy_workbook.grading.sandbox import INSTALL_HINT, bwrap_path
+    from dspy_workbook.grading.sandbox import INSTALL_HINT, bwrap_path, bwrap_problem
 
     if mode == "off":
         return "sandbox: OFF (--sandbox off): student code runs with your rights"
-    if bwrap_path():
+    bwrap = bwrap_path()
+    problem = INSTALL_HINT if bwrap is None else bwrap_problem(bwrap)
+    if problem is None:
         return "sandbox: on (bubblewrap: read-only system, no network, only the student's folder)"
     if mode == "on":
-        raise SystemExit(_fail(f"--sandbox on, but bwrap is not installed: {INSTALL_HINT}"))
-    return f"sandbox: NOT AVAILABLE, student code runs with your rights: {INSTALL_HINT}"
+        raise SystemExit(_fail(f"--sandbox on, but there is no sandbox here: {problem}"))
+    return f"sandbox: NOT AVAILABLE, student code runs with your rights: {problem}"
 
 
 def _has_assignment(course: Path, assignment: str) -> bool:

@@ -79,6 +79,12 @@ def _profile_nested(Profiler: type) -> dict[str, ProfileRecord]:
         set(records) == {"outer", "inner"},
         f"after two nested blocks the records are named {sorted(records)}, not outer and inner",
     )
+    order = [r.name for r in profiler.records]
+    expect(
+        order == ["inner", "outer"],
+        f"after an inner block inside an outer one, records are in the order {order}: append "
+        "each record when its block ends, so an inner block comes before the one around it",
+    )
     return records
 
 
@@ -89,9 +95,13 @@ def _check_peaks(records: dict[str, ProfileRecord]) -> None:
         f"python_peak should be a number of bytes, got {type(inner).__name__}",
     )
     expect(
+        not 0 < inner < 1024,
+        f"the inner block held 2 MiB, and its python_peak is {inner!r}: record bytes, not MiB",
+    )
+    expect(
         inner >= 2 * MiB,
-        f"the inner block held 2 MiB, but its python_peak is {_mib(inner)}: measure the peak "
-        "while the block runs",
+        f"the inner block held 2 MiB ({2 * MiB:,} bytes), but its python_peak is {inner:,} "
+        "bytes: measure the peak of Python's allocations (`tracemalloc`) while the block runs",
     )
     expect(
         inner < 3 * MiB,
@@ -102,8 +112,9 @@ def _check_peaks(records: dict[str, ProfileRecord]) -> None:
     expect(
         outer >= 27 * MiB,
         f"the outer block held 3 MiB + 24 MiB at once before its inner block ran, but its "
-        f"python_peak is {_mib(outer)}: the inner profile's `reset_peak()` erased the outer "
-        "one's peak — keep each open profile's peak yourself",
+        f"python_peak is {_mib(outer)}: an inner profile's `reset_peak()` erases the outer "
+        "one's peak — keep each open profile's peak yourself, and fold the peak so far into it "
+        "before resetting",
     )
     expect(
         outer < 28 * MiB, f"the outer block held 27 MiB at most; its python_peak is {_mib(outer)}"
@@ -313,6 +324,19 @@ _LOST_CONTEXT = (
 )
 
 
+def _with_demos(program: Any) -> Any:
+    """Give the program's own predictors a demo each, as an optimizer would: a request made by
+    any other predictor (a new `dspy.Predict` with the same signature, say) then differs."""
+    for attribute, demo in (
+        ("note", {"passage": "A demo passage.", "question": "A demo?", "note": "A demo note."}),
+        ("respond", {"question": "A demo?", "notes": ["A demo note."], "answer": "A demo."}),
+    ):
+        predictor = getattr(program, attribute, None)
+        if predictor is not None:
+            predictor.demos = [dspy.Example(**demo)]
+    return program
+
+
 def _run_in_a_cell(program: Any, k: int, question: str) -> Any:
     """The student's program called as a notebook cell calls it (an event loop running)."""
     try:
@@ -354,10 +378,11 @@ def check_overlap(FastNotesQA: type, NotesQA: type) -> str:
     for k, question in ((3, "What is DSPy?"), (4, "How do I cache LM calls?")):
         reference = sim_lm(latency=0.0)
         with dspy.context(lm=reference):
-            expected = NotesQA(k=k)(question=question).answer
-        provider = sim_lm(latency=0.2)
+            expected = _with_demos(NotesQA(k=k))(question=question).answer
+        # Jitter: the note calls finish in another order than they were sent.
+        provider = sim_lm(latency=0.2, jitter=0.15)
         with dspy.context(lm=provider):
-            program = call_student(f"`FastNotesQA(k={k})`", FastNotesQA, k=k)
+            program = _with_demos(call_student(f"`FastNotesQA(k={k})`", FastNotesQA, k=k))
             got = _run_in_a_cell(program, k, question)
         expect(got is not None, "`forward` returned None — did you forget `return`?")
         notes_seen = len(_requests(provider, notes=True))
@@ -384,13 +409,15 @@ def check_overlap(FastNotesQA: type, NotesQA: type) -> str:
         )
         expect(
             _requests(provider, notes=True) == _requests(reference, notes=True),
-            f"with k={k}, the note requests differ from NotesQA's: call `self.note` with each "
-            "retrieved passage and the question",
+            f"with k={k}, the note requests differ from NotesQA's: call the module's own "
+            "`self.note` (an optimizer may have given it demos) with each retrieved passage and "
+            "the question",
         )
         expect(
             _requests(provider, notes=False) == _requests(reference, notes=False),
-            f"with k={k}, the answer's request differs from NotesQA's: give `self.respond` the "
-            "question and the notes in the passages' order",
+            f"with k={k}, the answer's request differs from NotesQA's: give the module's own "
+            "`self.respond` the question and the notes in the passages' order (not the order "
+            "the calls finished in)",
         )
         peak = provider.engine.stats.max_in_flight
         expect(
@@ -398,7 +425,23 @@ def check_overlap(FastNotesQA: type, NotesQA: type) -> str:
             f"with k={k}, the provider saw at most {peak} call(s) at once: all {k} note calls "
             "of a question should wait together",
         )
-    return "NotesQA's answers from the same requests, with all k note calls in flight at once."
+    k, question = 2, "What is a retriever?"
+    provider = sim_lm(latency=0.05)
+    with dspy.context(lm=provider):
+        program = call_student(f"`FastNotesQA(k={k})`", FastNotesQA, k=k)
+        for _ in range(2):
+            _run_in_a_cell(program, k, question)
+    calls = provider.engine.stats.calls
+    expect(
+        calls == 2 * (k + 1),
+        f"with k={k}, one question asked twice made {calls} model call(s); NotesQA makes "
+        f"{2 * (k + 1)}: send every request, together — skipping repeats is caching, another "
+        "technique (Exercise 1)",
+    )
+    return (
+        "NotesQA's answers from the same predictors and requests, in the passages' order, with "
+        "all k note calls in flight at once, every time."
+    )
 
 
 # -- Task 3 (optional) ----------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 `nbgrader_config.py` is also loaded by the nbgrader server extension when a student's JupyterLab
 starts. Setting `WORKBOOK_LM=sim` in `os.environ` there would leak into every kernel the student
 opens (they would get the simulated model instead of the local one). Instead, only kernels started
-by `nbgrader autograde` get `grading.GRADING_ENV`, through this preprocessor.
+by `nbgrader autograde` (and by Validate, `validate.py`) get `grading.GRADING_ENV`, through this
+preprocessor.
 
 The same preprocessor runs each grading kernel inside `sandbox.Sandbox` (bubblewrap) when it is
 available (`$WORKBOOK_SANDBOX`, see `dspy_workbook.grading.sandbox`), and grades a submission
@@ -12,7 +13,8 @@ after the death gets an error output, so its tests score zero rather than nothin
 
 It runs only what can change a score: cells up to the notebook's last graded cell. Going-further
 parts, `check_all()` and a notebook without graded cells (the start notebook) carry no points, so
-they are not run (they were two thirds of a solved class's grading time). And it bounds one
+they are not run (about half of a blank submission's grading time, plus ~30 s for the start
+notebook, on two busy cores: bench/bench_grading.py). And it bounds one
 student's notebooks together (`student_seconds`, see `limits.py`): once a student's code has used
 that much execution, their remaining cells are not run and score zero.
 """
@@ -27,20 +29,36 @@ import tempfile
 from pathlib import Path
 from time import monotonic
 from typing import Any, ClassVar
+from weakref import WeakKeyDictionary
 
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import ensure_async, run_sync
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
+from nbgrader.converters import BaseConverter
 from nbgrader.preprocessors import Execute
 from nbgrader.utils import is_grade
 from traitlets import Enum, Float, Integer, List, Unicode
 
 from .env import grading_env
 from .limits import STUDENT_SECONDS
-from .sandbox import INSTALL_HINT, Sandbox, SandboxUnavailable, bwrap_path, sandbox_mode
+from .sandbox import (
+    INSTALL_HINT,
+    Sandbox,
+    SandboxUnavailable,
+    bwrap_path,
+    bwrap_problem,
+    sandbox_mode,
+)
 
 __all__ = ["GradingExecute", "SandboxedKernelManager", "last_graded_cell"]
+
+
+class _Process:
+    """The grading run of preprocessors no nbgrader converter started (weak-referenceable)."""
+
+
+_THIS_PROCESS = _Process()
 
 
 def last_graded_cell(nb: NotebookNode) -> int:
@@ -112,9 +130,10 @@ class GradingExecute(Execute):
     # for it cost up to ~2 s per notebook when the student's code left threads running.
     shutdown_kernel = Enum(["graceful", "immediate"], default_value="immediate").tag(config=True)
 
-    # Seconds of execution used so far per (student, assignment), over the notebooks this process
-    # grades (`nbgrader autograde` grades one notebook after another, student by student).
-    _spent: ClassVar[dict[tuple[str, str], float]] = {}
+    # Seconds of execution used so far per (student, assignment), per grading run: one nbgrader
+    # converter (one `nbgrader autograde`, or one Formgrader click inside the instructor's
+    # server), which grades one notebook after another; `_THIS_PROCESS` when there is none.
+    _spent: ClassVar[WeakKeyDictionary[object, dict[tuple[str, str], float]]] = WeakKeyDictionary()
     _last_graded = -1
     _deadline: float | None = None
     _kernel_died: str | None = None
@@ -132,6 +151,18 @@ class GradingExecute(Execute):
                 "NOT SANDBOXED: bwrap was not found, so student code runs with your "
                 "rights (it can read the masters and the gradebook); %s",
                 INSTALL_HINT,
+            )
+            return None
+        problem = bwrap_problem(bwrap)
+        if problem is not None:
+            if mode == "on":
+                raise SandboxUnavailable(
+                    f"WORKBOOK_SANDBOX=1 but bubblewrap cannot make a sandbox here: {problem}"
+                )
+            self.log.warning(
+                "NOT SANDBOXED: bubblewrap is installed but cannot make a sandbox here (%s; "
+                "are unprivileged user namespaces turned off?): student code runs with your rights",
+                problem,
             )
             return None
         return Sandbox(
@@ -191,7 +222,8 @@ class GradingExecute(Execute):
         student = _student(resources)
         self._deadline = None
         if self.student_seconds > 0:
-            left = self.student_seconds - (self._spent.get(student, 0.0) if student else 0.0)
+            spent = self._spent.setdefault(self._grading_run(), {})
+            left = self.student_seconds - (spent.get(student, 0.0) if student else 0.0)
             self._deadline = monotonic() + left
             if left <= 0:
                 self.log.error(
@@ -218,7 +250,18 @@ class GradingExecute(Execute):
             return super().preprocess(nb, resources, km)
         finally:
             if student:
-                self._spent[student] = self._spent.get(student, 0.0) + monotonic() - start
+                spent = self._spent.setdefault(self._grading_run(), {})
+                spent[student] = spent.get(student, 0.0) + monotonic() - start
+
+    def _grading_run(self) -> object:
+        """The nbgrader converter this preprocessor runs under (the grading run), or
+        `_THIS_PROCESS` (Validate: one notebook per process)."""
+        node = self.parent
+        while node is not None:
+            if isinstance(node, BaseConverter):
+                return node
+            node = getattr(node, "parent", None)
+        return _THIS_PROCESS
 
     def _not_run_error(self) -> NotebookNode:
         return _error(

@@ -9,14 +9,18 @@ kill), no capabilities, and an address-space and CPU-time bound. The grader (nbg
 gradebook) stays outside and talks to the kernel over unix sockets in a bind-mounted folder, since
 TCP loopback is not shared with an unshared network.
 
-`WORKBOOK_SANDBOX`: `1` requires the sandbox (an error when `bwrap` is missing), `0` turns it off,
-unset (`auto`) uses it when `bwrap` is installed and says clearly when it is not.
+`WORKBOOK_SANDBOX`: `1` requires the sandbox (an error when `bwrap` is missing or cannot make a
+sandbox here), `0` turns it off, unset (`auto`) uses it when `bwrap` works and says clearly when it
+does not. Installed is not always enough: where unprivileged user namespaces are turned off (as
+Ubuntu 24.04's AppArmor does by default) `bwrap` fails, so it is tried once first (`bwrap_problem`).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
+import subprocess
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +31,7 @@ __all__ = [
     "Sandbox",
     "SandboxUnavailable",
     "bwrap_path",
+    "bwrap_problem",
     "sandbox_mode",
 ]
 
@@ -64,6 +69,22 @@ def sandbox_mode(env: Mapping[str, str] | None = None) -> str:
 def bwrap_path() -> str | None:
     """The `bwrap` executable, or None when bubblewrap is not installed."""
     return shutil.which("bwrap")
+
+
+@functools.cache
+def bwrap_problem(bwrap: str) -> str | None:
+    """Why `bwrap` cannot make a sandbox on this machine (one line), or None when it can."""
+    probe = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-all"]
+    try:
+        run = subprocess.run(
+            [*probe, "--die-with-parent", "--", "true"], capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"{bwrap} did not run: {exc}"
+    if run.returncode == 0:
+        return None
+    said = run.stderr.strip().splitlines()
+    return said[-1] if said else f"{bwrap} exited with status {run.returncode}"
 
 
 def _python_paths() -> set[Path]:

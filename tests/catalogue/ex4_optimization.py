@@ -667,7 +667,573 @@ _OVERLAP_WRONG = [
     ),
 ]
 
-SUBMISSIONS = _PROFILER_RIGHT + _PROFILER_WRONG + _OVERLAP_RIGHT + _OVERLAP_WRONG
+# -- Found by the student trial of the rewritten core (each breaks one stated behaviour) ---
+_TRIAL = [
+    Submission(
+        "profiler",
+        "peak folded in before each reset only (the traced peak runs on until the next)",
+        '''
+class Profiler:
+    """Wall and CPU time, Python peak memory and process RSS of code blocks; profiles may nest."""
+
+    def __init__(self) -> None:
+        self.records: list[perf.ProfileRecord] = []
+        self._open: list[
+            Any
+        ] = []  # one entry per open profile, innermost last: yours to design
+
+    @contextlib.contextmanager
+    def profile(self, name: str) -> Iterator[None]:
+        """Measure the `with` block as `name` (see the task for what to record)."""
+        started = not tracemalloc.is_tracing()
+        if started:
+            tracemalloc.start()
+        current, peak = tracemalloc.get_traced_memory()
+        for (
+            entry
+        ) in self._open:  # fold the peak so far into the open profiles before resetting it
+            entry["peak"] = max(entry["peak"], peak)
+        tracemalloc.reset_peak()
+        mine = {"start": current, "peak": current}
+        depth = len(self._open)
+        self._open.append(mine)
+        t0, c0 = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+            _, peak = tracemalloc.get_traced_memory()
+            self._open.pop()
+            mine["peak"] = max(mine["peak"], peak)
+            if started:
+                tracemalloc.stop()
+            self.records.append(
+                perf.ProfileRecord(
+                    name, seconds, cpu, mine["peak"] - mine["start"], perf.rss_bytes(), depth
+                )
+            )
+
+    def profile_function(self, name: str, func: Callable[..., Any], *args: Any, **kwargs: Any):
+        """`func(*args, **kwargs)` measured as `name` (the seed's interface); returns its result."""
+        with self.profile(name):
+            return func(*args, **kwargs)
+
+    def report(self) -> pd.DataFrame:
+        """One row per record, in the order the blocks ended (inner ones first)."""
+        return perf.profile_table(self.records)
+''',
+        True,
+    ),
+    Submission(
+        "profiler",
+        "records appended when a block starts: the outer one before the inner",
+        '''
+class Profiler:
+    """Wall and CPU time, Python peak memory and process RSS of code blocks; profiles may nest."""
+
+    def __init__(self) -> None:
+        self.records: list[perf.ProfileRecord] = []
+        self._open: list[
+            Any
+        ] = []  # one entry per open profile, innermost last: yours to design
+
+    @contextlib.contextmanager
+    def profile(self, name: str) -> Iterator[None]:
+        """Measure the `with` block as `name` (see the task for what to record)."""
+        started = not tracemalloc.is_tracing()
+        if started:
+            tracemalloc.start()
+        current, peak = tracemalloc.get_traced_memory()
+        for (
+            entry
+        ) in self._open:  # fold the peak so far into the open profiles before resetting it
+            entry["peak"] = max(entry["peak"], peak)
+        tracemalloc.reset_peak()
+        mine = {"start": current, "peak": current}
+        depth = len(self._open)
+        rec_index = len(self.records)
+        self.records.append(None)
+        self._open.append(mine)
+        t0, c0 = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+            _, peak = tracemalloc.get_traced_memory()
+            self._open.pop()
+            mine["peak"] = max(mine["peak"], peak)
+            for entry in self._open:
+                entry["peak"] = max(entry["peak"], mine["peak"])
+            if started:
+                tracemalloc.stop()
+            self.records[rec_index] = perf.ProfileRecord(
+                name, seconds, cpu, mine["peak"] - mine["start"], perf.rss_bytes(), depth
+            )
+
+    def profile_function(self, name: str, func: Callable[..., Any], *args: Any, **kwargs: Any):
+        """`func(*args, **kwargs)` measured as `name` (the seed's interface); returns its result."""
+        with self.profile(name):
+            return func(*args, **kwargs)
+
+    def report(self) -> pd.DataFrame:
+        """One row per record, in the order the blocks ended (inner ones first)."""
+        return perf.profile_table(self.records)
+''',
+        False,
+    ),
+    Submission(
+        "profiler",
+        "python_peak in MiB, not bytes",
+        '''
+class Profiler:
+    """Wall and CPU time, Python peak memory and process RSS of code blocks; profiles may nest."""
+
+    def __init__(self) -> None:
+        self.records: list[perf.ProfileRecord] = []
+        self._open: list[
+            Any
+        ] = []  # one entry per open profile, innermost last: yours to design
+
+    @contextlib.contextmanager
+    def profile(self, name: str) -> Iterator[None]:
+        """Measure the `with` block as `name` (see the task for what to record)."""
+        started = not tracemalloc.is_tracing()
+        if started:
+            tracemalloc.start()
+        current, peak = tracemalloc.get_traced_memory()
+        for (
+            entry
+        ) in self._open:  # fold the peak so far into the open profiles before resetting it
+            entry["peak"] = max(entry["peak"], peak)
+        tracemalloc.reset_peak()
+        mine = {"start": current, "peak": current}
+        depth = len(self._open)
+        self._open.append(mine)
+        t0, c0 = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+            _, peak = tracemalloc.get_traced_memory()
+            self._open.pop()
+            mine["peak"] = max(mine["peak"], peak)
+            for entry in self._open:
+                entry["peak"] = max(entry["peak"], mine["peak"])
+            if started:
+                tracemalloc.stop()
+            self.records.append(
+                perf.ProfileRecord(
+                    name,
+                    seconds,
+                    cpu,
+                    (mine["peak"] - mine["start"]) / 2**20,
+                    perf.rss_bytes(),
+                    depth,
+                )
+            )
+
+    def profile_function(self, name: str, func: Callable[..., Any], *args: Any, **kwargs: Any):
+        """`func(*args, **kwargs)` measured as `name` (the seed's interface); returns its result."""
+        with self.profile(name):
+            return func(*args, **kwargs)
+
+    def report(self) -> pd.DataFrame:
+        """One row per record, in the order the blocks ended (inner ones first)."""
+        return perf.profile_table(self.records)
+''',
+        False,
+    ),
+    Submission(
+        "profiler",
+        "python_peak from the growth of RSS",
+        '''
+class Profiler:
+    """Wall and CPU time, Python peak memory and process RSS of code blocks; profiles may nest."""
+
+    def __init__(self) -> None:
+        self.records: list[perf.ProfileRecord] = []
+        self._open: list[
+            Any
+        ] = []  # one entry per open profile, innermost last: yours to design
+
+    @contextlib.contextmanager
+    def profile(self, name: str) -> Iterator[None]:
+        """Measure the `with` block as `name` (see the task for what to record)."""
+        started = not tracemalloc.is_tracing()
+        if started:
+            tracemalloc.start()
+        current, peak = tracemalloc.get_traced_memory()
+        for (
+            entry
+        ) in self._open:  # fold the peak so far into the open profiles before resetting it
+            entry["peak"] = max(entry["peak"], peak)
+        tracemalloc.reset_peak()
+        mine = {"start": current, "peak": current}
+        depth = len(self._open)
+        self._open.append(mine)
+        rss0 = perf.rss_bytes()
+        t0, c0 = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+            _, peak = tracemalloc.get_traced_memory()
+            self._open.pop()
+            mine["peak"] = max(mine["peak"], peak)
+            for entry in self._open:
+                entry["peak"] = max(entry["peak"], mine["peak"])
+            if started:
+                tracemalloc.stop()
+            self.records.append(
+                perf.ProfileRecord(
+                    name, seconds, cpu, max(0, perf.rss_bytes() - rss0), perf.rss_bytes(), depth
+                )
+            )
+
+    def profile_function(self, name: str, func: Callable[..., Any], *args: Any, **kwargs: Any):
+        """`func(*args, **kwargs)` measured as `name` (the seed's interface); returns its result."""
+        with self.profile(name):
+            return func(*args, **kwargs)
+
+    def report(self) -> pd.DataFrame:
+        """One row per record, in the order the blocks ended (inner ones first)."""
+        return perf.profile_table(self.records)
+''',
+        False,
+    ),
+    Submission(
+        "profiler",
+        "clear_traces() instead of reset_peak()",
+        '''
+class Profiler:
+    """Wall and CPU time, Python peak memory and process RSS of code blocks; profiles may nest."""
+
+    def __init__(self) -> None:
+        self.records: list[perf.ProfileRecord] = []
+        self._open: list[
+            Any
+        ] = []  # one entry per open profile, innermost last: yours to design
+
+    @contextlib.contextmanager
+    def profile(self, name: str) -> Iterator[None]:
+        """Measure the `with` block as `name` (see the task for what to record)."""
+        started = not tracemalloc.is_tracing()
+        if started:
+            tracemalloc.start()
+        current, peak = tracemalloc.get_traced_memory()
+        for (
+            entry
+        ) in self._open:  # fold the peak so far into the open profiles before resetting it
+            entry["peak"] = max(entry["peak"], peak)
+        tracemalloc.clear_traces()
+        mine = {"start": current, "peak": current}
+        depth = len(self._open)
+        self._open.append(mine)
+        t0, c0 = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+            _, peak = tracemalloc.get_traced_memory()
+            self._open.pop()
+            mine["peak"] = max(mine["peak"], peak)
+            for entry in self._open:
+                entry["peak"] = max(entry["peak"], mine["peak"])
+            if started:
+                tracemalloc.stop()
+            self.records.append(
+                perf.ProfileRecord(
+                    name, seconds, cpu, mine["peak"] - mine["start"], perf.rss_bytes(), depth
+                )
+            )
+
+    def profile_function(self, name: str, func: Callable[..., Any], *args: Any, **kwargs: Any):
+        """`func(*args, **kwargs)` measured as `name` (the seed's interface); returns its result."""
+        with self.profile(name):
+            return func(*args, **kwargs)
+
+    def report(self) -> pd.DataFrame:
+        """One row per record, in the order the blocks ended (inner ones first)."""
+        return perf.profile_table(self.records)
+''',
+        False,
+    ),
+    Submission(
+        "profiler",
+        "one set of attributes on self: a nested profile overwrites the outer's start",
+        """
+class Profiler:
+    def __init__(self) -> None:
+        self.records: list[perf.ProfileRecord] = []
+        self._open: list[Any] = []
+
+    @contextlib.contextmanager
+    def profile(self, name: str) -> Iterator[None]:
+        self._started = not tracemalloc.is_tracing()
+        if self._started:
+            tracemalloc.start()
+        tracemalloc.reset_peak()
+        self._start_mem = tracemalloc.get_traced_memory()[0]
+        self._open.append(name)
+        t0, c0 = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            depth = len(self._open) - 1
+            self._open.pop()
+            peak = tracemalloc.get_traced_memory()[1] - self._start_mem
+            if self._started and not self._open:
+                tracemalloc.stop()
+            self.records.append(
+                perf.ProfileRecord(
+                    name,
+                    time.perf_counter() - t0,
+                    time.process_time() - c0,
+                    peak,
+                    perf.rss_bytes(),
+                    depth,
+                )
+            )
+
+    def profile_function(self, name, func, *args, **kwargs):
+        with self.profile(name):
+            return func(*args, **kwargs)
+
+    def report(self) -> pd.DataFrame:
+        return perf.profile_table(self.records)
+""",
+        False,
+    ),
+    Submission(
+        "overlap",
+        "submit each call in a copy of the context, results in the passages' order",
+        '''
+import contextvars
+from concurrent.futures import ThreadPoolExecutor
+
+
+class FastNotesQA(NotesQA):
+    """NotesQA's answer from the same model requests, with a question's note calls overlapped."""
+
+    def forward(self, question: str) -> dspy.Prediction:
+        with self.stage("retrieve"):
+            passages = perf.retrieve(question, k=self.k)
+        with self.stage("notes"):
+            with ThreadPoolExecutor(max_workers=max(1, len(passages))) as pool:
+                futures = [
+                    pool.submit(
+                        contextvars.copy_context().run, self.note, passage=p, question=question
+                    )
+                    for p in passages
+                ]
+                notes = [f.result().note for f in futures]
+        with self.stage("answer"):
+            return self.respond(question=question, notes=notes)
+''',
+        True,
+    ),
+    Submission(
+        "overlap",
+        "asyncio.run of acall+gather on a pool thread, in a copy of the context",
+        """
+class FastNotesQA(NotesQA):
+    def forward(self, question: str) -> dspy.Prediction:
+        passages = perf.retrieve(question, k=self.k)
+        import asyncio, contextvars
+        from concurrent.futures import ThreadPoolExecutor
+
+        async def gather():
+            return await asyncio.gather(
+                *(self.note.acall(passage=p, question=question) for p in passages)
+            )
+
+        with ThreadPoolExecutor(1) as pool:
+            results = pool.submit(
+                contextvars.copy_context().run, asyncio.run, gather()
+            ).result()
+        notes = [r.note for r in results]
+        return self.respond(question=question, notes=notes)
+""",
+        True,
+    ),
+    Submission(
+        "overlap",
+        "notes in the order the calls finish (as_completed)",
+        """
+class FastNotesQA(NotesQA):
+    def forward(self, question: str) -> dspy.Prediction:
+        passages = perf.retrieve(question, k=self.k)
+        from concurrent.futures import ThreadPoolExecutor, as_completed
+        import contextvars
+
+        with ThreadPoolExecutor(max_workers=max(1, len(passages))) as pool:
+            futs = [
+                pool.submit(
+                    contextvars.copy_context().run, self.note, passage=p, question=question
+                )
+                for p in passages
+            ]
+            notes = [f.result().note for f in as_completed(futs)]
+        return self.respond(question=question, notes=notes)
+""",
+        False,
+    ),
+    Submission(
+        "overlap",
+        "a new Predict with the same signature: the module's demos are lost",
+        """
+class FastNotesQA(NotesQA):
+    def forward(self, question: str) -> dspy.Prediction:
+        passages = perf.retrieve(question, k=self.k)
+        from concurrent.futures import ThreadPoolExecutor
+        import contextvars
+
+        note = dspy.Predict("passage, question -> note")
+        with ThreadPoolExecutor(max_workers=max(1, len(passages))) as pool:
+            futs = [
+                pool.submit(contextvars.copy_context().run, note, passage=p, question=question)
+                for p in passages
+            ]
+            notes = [f.result().note for f in futs]
+        return self.respond(question=question, notes=notes)
+""",
+        False,
+    ),
+    Submission(
+        "overlap",
+        "a note predictor with cache=True: a repeated question skips its notes",
+        """
+class FastNotesQA(NotesQA):
+    def forward(self, question: str) -> dspy.Prediction:
+        passages = perf.retrieve(question, k=self.k)
+        from concurrent.futures import ThreadPoolExecutor
+        import contextvars
+
+        note = dspy.Predict("passage, question -> note", cache=True)
+        note.signature = self.note.signature
+        with ThreadPoolExecutor(max_workers=max(1, len(passages))) as pool:
+            futs = [
+                pool.submit(contextvars.copy_context().run, note, passage=p, question=question)
+                for p in passages
+            ]
+            notes = [f.result().note for f in futs]
+        return self.respond(question=question, notes=notes)
+""",
+        False,
+    ),
+    Submission(
+        "overlap",
+        "answers memoised per question: a repeated question makes no calls",
+        """
+class FastNotesQA(NotesQA):
+    def forward(self, question: str) -> dspy.Prediction:
+        passages = perf.retrieve(question, k=self.k)
+        cache = self.__dict__.setdefault("_memo", {})
+        if question in cache:
+            return cache[question]
+        from concurrent.futures import ThreadPoolExecutor
+        import contextvars
+
+        with ThreadPoolExecutor(max_workers=max(1, len(passages))) as pool:
+            futs = [
+                pool.submit(
+                    contextvars.copy_context().run, self.note, passage=p, question=question
+                )
+                for p in passages
+            ]
+            notes = [f.result().note for f in futs]
+        cache[question] = self.respond(question=question, notes=notes)
+        return cache[question]
+""",
+        False,
+    ),
+    Submission(
+        "overlap",
+        "run_until_complete on the running loop",
+        """
+class FastNotesQA(NotesQA):
+    def forward(self, question: str) -> dspy.Prediction:
+        passages = perf.retrieve(question, k=self.k)
+        import asyncio
+
+        async def gather():
+            return await asyncio.gather(
+                *(self.note.acall(passage=p, question=question) for p in passages)
+            )
+
+        notes = [r.note for r in asyncio.get_event_loop().run_until_complete(gather())]
+        return self.respond(question=question, notes=notes)
+""",
+        False,
+    ),
+    Submission(
+        "overlap",
+        "the answer sent together with the notes, without them",
+        """
+class FastNotesQA(NotesQA):
+    def forward(self, question: str) -> dspy.Prediction:
+        passages = perf.retrieve(question, k=self.k)
+        from concurrent.futures import ThreadPoolExecutor
+        import contextvars
+
+        with ThreadPoolExecutor(max_workers=len(passages) + 1) as pool:
+            futs = [
+                pool.submit(
+                    contextvars.copy_context().run, self.note, passage=p, question=question
+                )
+                for p in passages
+            ]
+            ans = pool.submit(
+                contextvars.copy_context().run, self.respond, question=question, notes=[]
+            )
+            notes = [f.result().note for f in futs]
+        return ans.result()
+""",
+        False,
+    ),
+    Submission(
+        "overlap",
+        "a pool of k threads, but each result awaited right after its submit",
+        """
+class FastNotesQA(NotesQA):
+    def forward(self, question: str) -> dspy.Prediction:
+        passages = perf.retrieve(question, k=self.k)
+        from concurrent.futures import ThreadPoolExecutor
+        import contextvars
+
+        with ThreadPoolExecutor(max_workers=max(1, len(passages))) as pool:
+            notes = [
+                pool.submit(
+                    contextvars.copy_context().run, self.note, passage=p, question=question
+                )
+                .result()
+                .note
+                for p in passages
+            ]
+        return self.respond(question=question, notes=notes)
+""",
+        False,
+    ),
+    Submission(
+        "overlap",
+        "the module's own note predictor with the cache on: a repeated question skips its notes",
+        """
+class FastNotesQA(NotesQA):
+    def forward(self, question: str) -> dspy.Prediction:
+        passages = perf.retrieve(question, k=self.k)
+        calls = [
+            (self.note, {"passage": p, "question": question, "config": {"cache": True}})
+            for p in passages
+        ]
+        parallel = dspy.Parallel(num_threads=max(1, len(calls)), disable_progress_bar=True)
+        notes = [prediction.note for prediction in parallel(calls)]
+        return self.respond(question=question, notes=notes)
+""",
+        False,
+    ),
+]
+
+SUBMISSIONS = _PROFILER_RIGHT + _PROFILER_WRONG + _OVERLAP_RIGHT + _OVERLAP_WRONG + _TRIAL
 
 # -- Task 3 (optional, no graded cell): the regression guard, through its self-check only ------
 _GUARD_HEAD = '''
