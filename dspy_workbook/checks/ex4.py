@@ -380,7 +380,7 @@ def check_overlap(FastNotesQA: type, NotesQA: type) -> str:
         with dspy.context(lm=reference):
             expected = _with_demos(NotesQA(k=k))(question=question).answer
         # Jitter: the note calls finish in another order than they were sent.
-        provider = sim_lm(latency=0.2, jitter=0.15)
+        provider = sim_lm(latency=0.2, jitter=0.1)
         with dspy.context(lm=provider):
             program = _with_demos(call_student(f"`FastNotesQA(k={k})`", FastNotesQA, k=k))
             got = _run_in_a_cell(program, k, question)

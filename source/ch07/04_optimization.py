@@ -491,7 +491,7 @@ for _k, _question in ((2, "How do I stream an answer?"), (5, "What is a retrieve
     _reference = _sim_lm(latency=0.0)
     with dspy.context(lm=_reference):
         _expected = _tuned(NotesQA(k=_k))(question=_question).answer
-    _provider = _sim_lm(latency=0.2, jitter=0.15)  # the notes finish out of order
+    _provider = _sim_lm(latency=0.2, jitter=0.1)  # the notes finish out of order
     with dspy.context(lm=_provider):
         _got = _like_a_cell(_tuned(FastNotesQA(k=_k)), question=_question)
     assert _provider.engine.stats.calls == _k + 1, (

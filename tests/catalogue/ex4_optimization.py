@@ -1101,28 +1101,6 @@ class FastNotesQA(NotesQA):
     ),
     Submission(
         "overlap",
-        "a note predictor with cache=True: a repeated question skips its notes",
-        """
-class FastNotesQA(NotesQA):
-    def forward(self, question: str) -> dspy.Prediction:
-        passages = perf.retrieve(question, k=self.k)
-        from concurrent.futures import ThreadPoolExecutor
-        import contextvars
-
-        note = dspy.Predict("passage, question -> note", cache=True)
-        note.signature = self.note.signature
-        with ThreadPoolExecutor(max_workers=max(1, len(passages))) as pool:
-            futs = [
-                pool.submit(contextvars.copy_context().run, note, passage=p, question=question)
-                for p in passages
-            ]
-            notes = [f.result().note for f in futs]
-        return self.respond(question=question, notes=notes)
-""",
-        False,
-    ),
-    Submission(
-        "overlap",
         "answers memoised per question: a repeated question makes no calls",
         """
 class FastNotesQA(NotesQA):
