@@ -16,7 +16,9 @@
    solved Exercise 4 and the released (unfinished) Exercise 5. Goal: ≤ 30 s each.
 
 The goals are for a quiet 2-core machine: every figure prints with the load average (1 min) at its
-end. Scores are checked as the figures are taken (solved = full marks, blank and hanging = 0).
+end, and grading runs with the CPU seconds they used (sampled from every process they started),
+which do not grow with other load: on idle cores a run takes about its CPU seconds per busy core.
+Scores are checked as the figures are taken (solved = full marks, blank and hanging = 0).
 
     PYTHONPATH=. .venv/bin/python bench/bench_grading.py                  # everything (~15 min)
     PYTHONPATH=. .venv/bin/python bench/bench_grading.py --only one,breakdown,validate
@@ -34,16 +36,18 @@ import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import nbformat
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
-from gradeday.autograde import StudentRun, autograde_class  # noqa: E402
+from gradeday.autograde import autograde_class  # noqa: E402
 from gradeday.nbgrader_cli import nbgrader, nbgrader_env  # noqa: E402
 from nbformat import NotebookNode  # noqa: E402
 from nbgrader.api import Gradebook  # noqa: E402
@@ -112,20 +116,57 @@ def scores(course: Path, students: list[str]) -> dict[str, tuple[float, float]]:
         return found
 
 
+class DescendantCpu:
+    """CPU seconds this process's descendants (nbgrader, bwrap, kernels) use while the block runs,
+    sampled every 0.1 s. Unlike wall time it does not grow with the machine's other load: on
+    idle cores, grading takes about this long per core busy (plus the model's simulated waits)."""
+
+    def __enter__(self) -> DescendantCpu:
+        self._seen: dict[tuple[int, float], float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name="cpu-sampler", daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        me = psutil.Process()
+        while not self._stop.is_set():
+            for child in me.children(recursive=True):
+                try:
+                    with child.oneshot():
+                        used = child.cpu_times()
+                        self._seen[child.pid, child.create_time()] = used.user + used.system
+                except psutil.Error:
+                    continue
+            self._stop.wait(0.1)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    @property
+    def seconds(self) -> float:
+        return sum(self._seen.values())
+
+
 def grade(
     course: Path, students: list[str], jobs: int = 1, timings: Path | None = None
-) -> tuple[float, list[StudentRun]]:
-    """Grade as `make grade` does (the default limits; the sandbox when bwrap is installed)."""
+) -> tuple[float, float]:
+    """Grade as `make grade` does (the default limits; the sandbox when bwrap is installed):
+    (wall seconds, CPU seconds)."""
     args = [f"--Execute.timeout={CELL_SECONDS}"]
     if timings is not None:
         args.append(f"--GradingExecute.timings_file={timings}")
     start = time.perf_counter()
-    runs = autograde_class(course, ASSIGNMENT, students, jobs=jobs, args=args, env=nbgrader_env())
+    with DescendantCpu() as cpu:
+        runs = autograde_class(
+            course, ASSIGNMENT, students, jobs=jobs, args=args, env=nbgrader_env()
+        )
     seconds = time.perf_counter() - start
     failed = [r for r in runs if r.timed_out]
     if failed:
         raise SystemExit(f"{failed[0].student}'s run was killed:\n{failed[0].log[-2000:]}")
-    return seconds, runs
+    return seconds, cpu.seconds
 
 
 def verdict(found: tuple[float, float], kind: str) -> str:
@@ -270,20 +311,20 @@ def main() -> None:
         def one() -> None:
             for kind in ("solved", "blank"):
                 submit(course, kind, kind)
-                seconds, _ = grade(course, [kind], timings=Path(tmp) / f"{kind}.jsonl")
+                seconds, cpu = grade(course, [kind], timings=Path(tmp) / f"{kind}.jsonl")
                 graded[kind] = seconds
                 print(
-                    f"one student, all six notebooks, {kind}: {seconds:.1f} s "
+                    f"one student, all six notebooks, {kind}: {seconds:.1f} s, {cpu:.1f} s of CPU "
                     f"({verdict(scores(course, [kind])[kind], kind)})  [{load()}]",
                     flush=True,
                 )
 
         def hang() -> None:
             submit(course, "hangs", "hang")
-            seconds, _ = grade(course, ["hangs"])
+            seconds, cpu = grade(course, ["hangs"])
             found = scores(course, ["hangs"])["hangs"]
             print(
-                f"a student whose code hangs everywhere: {seconds:.1f} s "
+                f"a student whose code hangs everywhere: {seconds:.1f} s, {cpu:.1f} s of CPU "
                 f"({verdict(found, 'hang')})  [{load()}]",
                 flush=True,
             )
@@ -292,13 +333,16 @@ def main() -> None:
             kinds = {f"class{n:02d}": ("solved", "blank")[n % 2] for n in range(args.students)}
             for student, kind in kinds.items():
                 submit(course, student, kind)
-            seconds, _ = grade(course, list(kinds), jobs=args.jobs)
+            seconds, cpu = grade(course, list(kinds), jobs=args.jobs)
             found = scores(course, list(kinds))
             wrong = [s for s, kind in kinds.items() if "EXPECTED" in verdict(found[s], kind)]
+            cores = os.cpu_count() or 1
             print(
                 f"{args.students} students ({args.students - args.students // 2} solved, "
                 f"{args.students // 2} blank), {args.jobs} at a time: {seconds:.1f} s = "
-                f"{seconds / 60:.1f} min ({seconds / args.students:.1f} s per student); scores "
+                f"{seconds / 60:.1f} min ({seconds / args.students:.1f} s per student); "
+                f"{cpu:.0f} s of CPU = {cpu / min(cores, args.jobs) / 60:.1f} min on "
+                f"{min(cores, args.jobs)} idle cores; scores "
                 f"{'as expected' if not wrong else 'NOT as expected for ' + ', '.join(wrong)}"
                 f"  [{load()}]",
                 flush=True,
@@ -309,7 +353,8 @@ def main() -> None:
         if "breakdown" in only:
             if "one" not in only:
                 submit(course, "solved", "solved")
-                graded["solved"], _ = grade(course, ["solved"], timings=Path(tmp) / "solved.jsonl")
+                timings = Path(tmp) / "solved.jsonl"
+                graded["solved"], _ = grade(course, ["solved"], timings=timings)
             bench_breakdown(course, "solved", Path(tmp) / "solved.jsonl", graded["solved"])
         if "validate" in only:
             bench_validate(course)

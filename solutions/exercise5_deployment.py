@@ -490,6 +490,7 @@ async def _main() -> None:
     print("POST /predict answers:", sorted(schema["paths"]["/predict"]["post"]["responses"]))
 
     # ### More than one process: Redis for the limiter and the cache
+    # ### What an adversarial review broke, and how the service holds now
     # ### Your own container image
     # ### AWS Lambda, Cloud Run, Cloud Functions
     from dspy_workbook.serving.lambda_handler import make_handler

@@ -340,6 +340,7 @@ else:
         for a in pager.received:
             print(f"  {a['rule']:14} {a['status']:9} severity={a['severity']}")
 
+# ### Three failures a review found, and the rules they teach
 # ### Time windows: "how are we doing right now?"
 frame = wbm.observations_frame(drill.observations)
 rolling = pd.DataFrame(

@@ -752,7 +752,7 @@ print("POST /predict answers:", sorted(schema["paths"]["/predict"]["post"]["resp
 # limit, and its **own** answer cache, so a question answered by one worker is a miss on the other
 # three. Shared state has to live outside the workers. With `WORKBOOK_REDIS_URL=redis://…` the
 # service keeps each bucket in Redis and updates it with one Lua script (`RedisRateLimiter` in
-# `dspy_workbook/serving/limiter.py`) — Redis runs a script atomically, on its own clock, so every
+# `dspy_workbook/serving/redis_limiter.py`) — Redis runs a script atomically, on its own clock, so every
 # worker sees one bucket — and keeps answers there too, with a time-to-live:
 #
 # ```bash
@@ -770,6 +770,26 @@ print("POST /predict answers:", sorted(schema["paths"]["/predict"]["post"]["resp
 # prometheus-client's multiprocess mode (every worker writes to a shared directory, one endpoint
 # adds them up), or run one process per port and scrape each port.
 #
+# ### What an adversarial review broke, and how the service holds now
+#
+# * **A body limit must count bytes received.** `Content-Length` is a promise the client makes;
+#   a chunked body makes none. The service wraps the ASGI `receive` and answers 413 at the limit,
+#   so five 10 MB chunked bodies leave a worker at ~103 MB (they took it to 170 MB before).
+# * **Label values come from a closed set.** Every label value is a time series kept for the life
+#   of the process: 500 invented HTTP methods once made 501 series. `method` is now a standard
+#   method or `other`.
+# * **Shared state needs a failure policy.** Every Redis call is bounded (redis-py's defaults wait
+#   5 s and retry), an outage is logged once (a circuit breaker), the cache treats it as a miss,
+#   and the limiter fails open (`WORKBOOK_WHEN_REDIS_DOWN=allow`, counted in
+#   `dspy_api_redis_unavailable_total`) or closed (`refuse`: 503 + `Retry-After`). Try
+#   `kill -STOP` on redis-server with each.
+# * **Even a 500 carries the request id.** Starlette's `ServerErrorMiddleware` sits outside every
+#   user middleware, so the service catches bugs inside its own middleware and answers a 500 with
+#   `X-Request-ID` — the id a client must quote.
+# * **Check secrets at configuration.** Header values arrive as latin-1, so a UTF-8 key such as
+#   `ключ-secret` could be configured but never matched: such keys are refused at start-up, with
+#   the client's name and never the key.
+
 # ### Your own container image
 #
 # A process started by `uvicorn` (or Docker, or Lambda) cannot see this notebook, so your three

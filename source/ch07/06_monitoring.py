@@ -552,6 +552,21 @@ else:
 # `wbm.metric_stats??`, `wbm.business_metrics??`): each is short, and writing your own variant
 # — an alert that needs 3 of the last 5 verdicts, a p99.9 row — is good practice.
 #
+# ### Three failures a review found, and the rules they teach
+#
+# * **Start threads on first use, end them when idle.** An object that starts a thread in
+#   `__init__` leaks one every time its cell is re-run: the dispatcher now starts a sink's thread
+#   on its first alert and lets it end when idle, so 200 re-created dispatchers leave none.
+# * **Bound the whole delivery, not each read.** A socket timeout bounds one read: a receiver
+#   trickling a byte a second kept `timeout=2` busy for 16 s. Each delivery now has a deadline, and
+#   each sink its own queue, so a slow pager cannot delay the log.
+# * **Validate before you count.** Counters and histogram sums only grow, so one NaN poisons them
+#   for the life of the process and a negative latency looks like a reset. The Prometheus
+#   exporter checks an observation once before touching any metric, counts rejections, and counts
+#   an unknown price as unknown (`dspy_cost_unknown_total`), never as NaN.
+# * **Order by a monotonic clock.** The wall clock can step back (NTP, a laptop waking up):
+#   observations carry a monotonic `clock` for ordering and keep wall time for display.
+
 # ### Time windows: "how are we doing right now?"
 #
 # A table over the whole run hides *when* things changed. Indexed by time, pandas computes
