@@ -629,3 +629,30 @@ def test_master_grades_two_core_tasks_and_nothing_optional() -> None:
     text = master.read_text()
     assert "extra credit" not in text.lower() and "bonus" not in text.lower()
     assert text.rstrip().endswith("instructor asked."), "How to submit is the last cell"
+
+
+def test_worst_overrun_holds_every_stretch_against_the_bucket_budget() -> None:
+    # A correct 10/s bucket of 2: two at once, then one every 0.1 s.
+    steady = [0.0, 0.0, 0.1, 0.2, 0.3, 0.4]
+    assert cc.worst_overrun(steady, rate=10, burst=2) is None
+    # One token too many on each refill: three at once is already over a burst of 2.
+    greedy = [0.0, 0.0, 0.0, 0.2, 0.2, 0.4, 0.4]
+    over = cc.worst_overrun(greedy, rate=10, burst=2)
+    assert over is not None and over.count - over.allowed > 0.5
+    assert "acquisitions passed within" in str(over)
+    assert cc.worst_overrun([], rate=10, burst=2) is None
+
+
+def test_worst_overrun_matches_brute_force() -> None:
+    rng = random.Random(11)
+    for _ in range(50):
+        times = sorted(rng.uniform(0, 2) for _ in range(rng.randint(1, 25)))
+        brute = max(
+            (j - i + 1) - (3 + 10 * (times[j] - times[i]))
+            for i in range(len(times))
+            for j in range(i, len(times))
+        )
+        over = cc.worst_overrun(times, rate=10, burst=3)
+        assert (over is not None) == (brute > 0.5)
+        if over is not None:
+            assert over.count - over.allowed == pytest.approx(brute)

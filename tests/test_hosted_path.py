@@ -203,3 +203,39 @@ def test_streaming_and_concurrent_acalls(hosted: Proxy) -> None:
     assert any(request.get("stream") for request in hosted.requests)
     assert chunks, "no answer chunks streamed"
     assert len(answers) == 4 and all(isinstance(a.answer, str) for a in answers)
+
+
+def test_a_stream_is_not_cut_off_by_another_students_request(server: ClassServer) -> None:
+    """Requests queue: a second request arriving mid-stream must not end the first one early."""
+    import http.client
+    import json
+    import threading
+
+    def post(body: dict) -> http.client.HTTPResponse:
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=300)
+        headers = {"Authorization": f"Bearer {server.api_key}", "Content-Type": "application/json"}
+        connection.request("POST", "/v1/chat/completions", json.dumps(body), headers)
+        return connection.getresponse()
+
+    ask = {"model": "course-model", "max_tokens": 200, "temperature": 0.0}
+    events: list[dict] = []
+    under_way = threading.Event()
+
+    def stream() -> None:
+        count = {"role": "user", "content": "Count from 1 to 100, one number per line."}
+        for line in post({**ask, "stream": True, "messages": [count]}):
+            if line.startswith(b"data: {"):
+                events.append(json.loads(line.removeprefix(b"data: ")))
+                under_way.set()
+        under_way.set()
+
+    streaming = threading.Thread(target=stream)
+    streaming.start()
+    assert under_way.wait(timeout=120)
+    other = json.loads(post({**ask, "messages": [{"role": "user", "content": "Say hi."}]}).read())
+    streaming.join(timeout=300)
+    assert other["choices"][0]["finish_reason"] in {"stop", "length"}
+    reasons = [e["choices"][0].get("finish_reason") for e in events if e.get("choices")]
+    assert len(reasons) > 20 and reasons[-1] in {"stop", "length"}, (
+        f"the stream was cut after {len(reasons)} events: {reasons[-3:]}"
+    )

@@ -938,3 +938,27 @@ def test_extra_buffer_types_are_off_only_on_cpus_with_amx(
     from dspy_workbook.lm.local.runtime import extra_buffer_types_enabled
 
     assert extra_buffer_types_enabled(cpuinfo, machine, environ) is expected
+
+
+def test_the_turn_ends_when_the_json_closes(local: Any) -> None:
+    from dspy_workbook.lm.local.closer import JsonStrings
+
+    text = JsonStrings()
+    for piece in (b'{"', b"a", b'": ["', b"x}]", b'", {"b": 1}', b"]"):
+        text.feed(piece)
+        assert not text.complete, piece  # braces inside strings and nested values do not count
+    text.feed(b" }")
+    assert text.complete
+
+    engine = local.LocalLlamaEngine()
+    schema = _schema(answer=STRING)
+    request = _request(
+        local,
+        "What is the capital of France? Answer in JSON.",
+        max_tokens=64,
+        response_format={"type": "json_schema", "schema": schema},
+    )
+    response = bounded(lambda: engine.complete(request))
+    # Ended by the engine right after the closing brace: a normal stop, nothing after the JSON.
+    assert response.finish_reason == "stop"
+    assert response.text.rstrip().endswith("}") and json.loads(response.text)["answer"]

@@ -21,7 +21,7 @@ from ._throughput import (
     measure_sequential,
     plot_throughput,
 )
-from ._windows import max_per_window
+from ._windows import Overrun, max_per_window, worst_overrun
 
 __all__ = [
     "FastForwardLoop",
@@ -29,6 +29,7 @@ __all__ = [
     "Flood",
     "FloodUnfinished",
     "InFlight",
+    "Overrun",
     "LatencySummary",
     "ScriptedFailure",
     "ScriptedQA",
@@ -46,4 +47,5 @@ __all__ = [
     "progress_enabled",
     "run_fast_forward",
     "trial_bucket",
+    "worst_overrun",
 ]

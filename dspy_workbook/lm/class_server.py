@@ -48,7 +48,9 @@ def server_command(
     """The argv of llama-cpp-python's OpenAI-compatible server for the course model.
 
     `n_ctx` 4096 as the embedded engine (a JSON-adapter prompt with demos needs more than the
-    server's default 2048). Requests are served one at a time, as in one kernel's model. The API
+    server's default 2048). Requests are served one at a time, as in one kernel's model, and queue
+    rather than interrupt: the server's default (``interrupt_requests``) ends a stream the moment
+    another request arrives, so one student's call would cut off another's answer. The API
     key is not on the command line (any local user can read that): pass it in the server's
     environment as ``API_KEY`` (`server_env`).
     """
@@ -62,6 +64,7 @@ def server_command(
         "--n_ctx", str(n_ctx),
         "--n_threads", str(n_threads),
         "--n_threads_batch", str(n_threads),
+        "--interrupt_requests", "False",
         "--verbose", "False",
     ]  # fmt: skip
 

@@ -39,12 +39,15 @@ SENTENCE_TIE = 0.5  # logits: "." this close to '."' counts as a tie
 
 
 class JsonStrings:
-    """Follows a JSON text token by token: inside a string or not, and the string's length."""
+    """Follows a JSON text token by token: inside a string or not, the string's length, and
+    whether the outermost object or array has closed (`complete`)."""
 
     def __init__(self) -> None:
         self.inside = False
         self.length = 0  # bytes written in the current string
         self.brackets = 0  # "[" and "{" opened in the current string and not closed yet
+        self.depth = 0  # objects and arrays open outside strings
+        self.complete = False
         self._escaped = False
 
     def feed(self, piece: bytes) -> bool:
@@ -66,6 +69,11 @@ class JsonStrings:
                     self.brackets += 1
                 elif byte in _CLOSERS and self.brackets:
                     self.brackets -= 1
+            elif byte in _OPENERS:
+                self.depth += 1
+            elif byte in _CLOSERS and self.depth:
+                self.depth -= 1
+                self.complete = self.depth == 0
         return opened
 
 

@@ -233,8 +233,10 @@ class LocalLlamaEngine(Engine):
         piece = runtime.piece
         guard = RepetitionGuard(piece, self.repetition_guard) if self.repetition_guard else None
         closer = None
-        if self.close_when_done and generation.grammar_text is not None:  # JSON output only
-            closer = StringCloser(piece, runtime.is_end, runtime.quote_token(), runtime.token_of)
+        quote = runtime.token_of(b'"') if self.close_when_done else None
+        # JSON output only, and only if the vocabulary spells a lone quote in one token.
+        if quote is not None and generation.grammar_text is not None:
+            closer = StringCloser(piece, runtime.is_end, quote, runtime.token_of)
         if generation.logprobs is None and guard is None and closer is None:
             return None
         return TokenHooks(piece, logprobs=generation.logprobs, guard=guard, closer=closer)

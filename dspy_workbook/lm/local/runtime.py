@@ -4,7 +4,8 @@ Patches on the loaded `Llama` (instance attributes, nothing global):
 
 * `generate` counts real prompt/generated tokens (streams report no usage), refuses a generation
   whose token budget would not fit the context window (llama-cpp-python would silently cut it, and
-  a cut JSON does not parse), and shows each token to the call's `TokenHooks`.
+  a cut JSON does not parse), shows each token to the call's `TokenHooks`, applies the thread
+  governor's choice between tokens, and ends the turn as soon as a constrained JSON answer closes.
 * `_init_sampler` returns `LazyGrammarSampler` for plain greedy decoding under a grammar, and
   wraps any other sampler so the call's hooks still run.
 """
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..._errors import BackendError
+from .closer import JsonStrings
 from .hooks import TokenHooks
 from .model_file import SETUP_HINT, import_llama_cpp
 from .sampler import HookedSampler, LazyGrammarSampler
@@ -77,7 +79,6 @@ class Runtime:
         self.current = Generation()
         self._llama: Any = None
         self._pieces: dict[int, bytes] = {}
-        self._quote: int | None = None
         self._spelled: dict[bytes, int | None] = {}
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
@@ -136,15 +137,6 @@ class Runtime:
             self._spelled[text] = tokens[0] if len(tokens) == 1 else None
         return self._spelled[text]
 
-    def quote_token(self) -> int:
-        """The token that is exactly one double quote (model thread only)."""
-        if self._quote is None:
-            tokens = self.llama().tokenize(b'"', add_bos=False, special=False)
-            if len(tokens) != 1:
-                raise BackendError(f"this model's vocabulary has no single-quote token: {tokens}")
-            self._quote = tokens[0]
-        return self._quote
-
     def grammar_parses(self, grammar_text: str) -> bool:
         """Whether llama.cpp's own parser accepts `grammar_text` (model thread only).
 
@@ -185,7 +177,7 @@ class Runtime:
 
     def _patch_generate(self, llama: Any, llama_cpp: Any) -> None:
         original, vocab, is_eog = llama.generate, llama._model.vocab, llama_cpp.llama_vocab_is_eog
-        runtime = self
+        eos, runtime = llama.token_eos(), self
 
         def generate(tokens: Any, *args: Any, **kwargs: Any) -> Iterator[int]:
             current = runtime.current
@@ -203,6 +195,7 @@ class Runtime:
                     "shorten the prompt, lower max_tokens, or pass a larger n_ctx"
                 )
             governor = runtime.governor
+            json_text = JsonStrings() if current.grammar_text is not None else None
             runtime.retune()  # before the prompt is evaluated
             tokens_out = original(tokens, *args, **kwargs)
             try:
@@ -217,6 +210,16 @@ class Runtime:
                     if current.hooks is not None:
                         current.hooks.accept(token, end_of_turn=end)
                     yield token
+                    if json_text is not None and not end:
+                        json_text.feed(runtime.piece(token))
+                        if json_text.complete:
+                            # The JSON has closed: the grammar allows only a space and the end
+                            # now, so end the turn without evaluating the brace and sampling
+                            # the end-of-turn token (one model step less per call).
+                            if current.hooks is not None:
+                                current.hooks.accept(eos, end_of_turn=True)
+                            yield eos
+                            return
             finally:
                 tokens_out.close()
 
@@ -245,7 +248,7 @@ class Runtime:
     def _free(self) -> None:
         with self.lock:
             llama, self._llama = self._llama, None
-            self._pieces, self._quote, self._spelled = {}, None, {}
+            self._pieces, self._spelled = {}, {}
             self._applied = self.n_threads
             if llama is not None:
                 llama.close()
