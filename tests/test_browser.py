@@ -101,6 +101,9 @@ def test_make_lab_opens_the_start_notebook_in_a_lab_rooted_at_the_notebooks(
 ) -> None:
     start = NotebookView.current(page, "00_start_here.ipynb")
     expect(start.panel.locator(".jp-MarkdownCell h1").first).to_contain_text("start here")
+    # Opened and its kernel idle, but not edited: the tab must not show it as modified.
+    tab = page.locator(f'.lm-TabBar-tab[data-id="{start.panel_id}"]')
+    expect(tab).not_to_have_class(re.compile(r"\bjp-mod-dirty\b"))
     listed = page.locator(".jp-FileBrowser .jp-DirListing-itemText")
     expect(listed.first).to_be_visible()
     notebooks = sorted(p.name for p in (student_folder / "notebooks").glob("*.ipynb"))

@@ -159,3 +159,14 @@ def test_students_get_validate_but_not_the_instructor_tools(lab: str) -> None:
     with pytest.raises(urllib.error.HTTPError) as missing:
         _get(f"{lab}/formgrader?token={TOKEN}")
     assert missing.value.code == 404
+
+
+def test_a_notebook_opens_with_its_kernels_language_info(lab: str) -> None:
+    """JupyterLab writes the kernel's `language_info` into an opened notebook and marks it
+    modified when that differs from what was served: served and kernel's must be equal."""
+    notebook = json.loads(_get(f"{lab}/api/contents/01_caching.ipynb?token={TOKEN}"))
+    served = notebook["content"]["metadata"]["language_info"]
+    kernel = json.loads(
+        _execute(lab, "import json; print(json.dumps(get_ipython().kernel.language_info))")
+    )
+    assert served == kernel

@@ -25,6 +25,7 @@ from typing import Any
 
 from .._errors import BackendError
 from ..lm import local_model_path
+from ..lm.local.runtime import extra_buffer_types_enabled
 from ..paths import workbook_dir
 
 __all__ = [
@@ -154,7 +155,7 @@ class ProbeResult:
     prompt_tokens: tuple[int, ...]
     completion_tokens: tuple[int, ...]
     answers: tuple[str, ...]
-    extra_buffer_types: bool = True  # False: llama.cpp crashed with them, so they were turned off
+    extra_buffer_types: bool = True  # False: off on this CPU (AMX: llama.cpp crashes with them)
 
     @property
     def tokens_per_second(self) -> float:
@@ -184,9 +185,9 @@ def probe_model(
         "max_tokens": max_tokens,
         "ram_cache": ram_cache,
         "calls": [{"system": s, "user": u} for s, u in calls],
-        # As the workbook's own runtime does: llama.cpp's extra (AMX) buffer types crash some
-        # CPUs on the first batched matrix product.
-        "no_extra_bufts": True,
+        # The workbook runtime's own decision: llama.cpp's extra (AMX) buffer types crash CPUs
+        # with AMX on the first batched matrix product.
+        "extra_buffer_types": extra_buffer_types_enabled(),
     }
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     done = subprocess.run(
@@ -215,7 +216,7 @@ def probe_model(
         tuple(data["prompt_tokens"]),
         tuple(data["completion_tokens"]),
         tuple(data["answers"]),
-        not request.get("no_extra_bufts", False),
+        request["extra_buffer_types"],
     )
 
 

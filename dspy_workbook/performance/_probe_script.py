@@ -4,14 +4,16 @@ Run as a script (never imported by the package), so the process holds nothing bu
 the figures are the model's own: `python _probe_script.py < request.json > result.json`.
 
 The request: {"model": path, "threads": int, "n_ctx": int, "max_tokens": int, "ram_cache": bool,
-"no_extra_bufts": bool, "calls": [{"system": str, "user": str}, ...]}.
+"extra_buffer_types": bool, "calls": [{"system": str, "user": str}, ...]}.
 The result: {"load_s", "rss_idle", "rss_loaded", "rss_after", "seconds": [per call],
 "prompt_tokens": [...], "completion_tokens": [...], "answers": [...]} or {"error": "..."}.
 """
 
+import importlib.util
 import json
 import sys
 import time
+from pathlib import Path
 
 import psutil
 
@@ -20,22 +22,14 @@ def _rss() -> int:
     return int(psutil.Process().memory_info().rss)
 
 
-def _without_extra_buffer_types(llama_cpp) -> None:
-    """Load models without llama.cpp's "extra" CPU buffer types (AMX, repacked weights).
-
-    Some virtual machines report AMX but do not enable its registers: llama.cpp then crashes in
-    its first batched matrix product. `use_extra_bufts` is a public model parameter, but
-    `Llama(...)` does not take it, so the default parameters it starts from are adjusted.
-    """
-    low_level = llama_cpp.llama_cpp
-    defaults = low_level.llama_model_default_params
-
-    def params():
-        chosen = defaults()
-        chosen.use_extra_bufts = False
-        return chosen
-
-    low_level.llama_model_default_params = params
+def _buffer_switch():
+    """The workbook runtime's switch for llama.cpp's extra buffer types (AMX, repacked weights),
+    loaded by path: importing the package would load DSPy into this bare process."""
+    path = Path(__file__).resolve().parents[1] / "lm" / "local" / "buffers.py"
+    spec = importlib.util.spec_from_file_location("_workbook_buffers", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.extra_buffer_types
 
 
 def main() -> int:
@@ -44,17 +38,15 @@ def main() -> int:
     try:
         import llama_cpp
 
-        if request.get("no_extra_bufts"):
-            _without_extra_buffer_types(llama_cpp)
-
         start = time.perf_counter()
-        llama = llama_cpp.Llama(
-            model_path=request["model"],
-            n_ctx=request.get("n_ctx", 2048),
-            n_threads=request["threads"],
-            n_threads_batch=request["threads"],
-            verbose=False,
-        )
+        with _buffer_switch()(request.get("extra_buffer_types", True)):
+            llama = llama_cpp.Llama(
+                model_path=request["model"],
+                n_ctx=request.get("n_ctx", 2048),
+                n_threads=request["threads"],
+                n_threads_batch=request["threads"],
+                verbose=False,
+            )
         load_s = time.perf_counter() - start
     except Exception as exc:  # a file llama.cpp cannot load: report it, don't crash the caller
         json.dump({"error": f"{type(exc).__name__}: {exc}"}, sys.stdout)

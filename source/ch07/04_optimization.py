@@ -79,10 +79,10 @@ print("machine:", one_call.machine)
 
 # %% [markdown]
 # On the local model the warm-up call takes several times the median: it loaded the model (the
-# simulated provider has nothing to load). **Hardware matters**: the local model chooses its
-# thread count by the machine's load when it loads (`model threads` above), and its threads wait
-# for each other at every layer, so any other busy process slows every call. Compare the machine
-# lines (CPU, cores, load) before you compare two timings.
+# simulated provider has nothing to load). **Hardware matters**: between calls the local model
+# looks at how much CPU *other* processes used and picks 1 or 2 threads (`model threads` above
+# is its latest choice); its threads wait for each other at every layer, so a busy neighbour
+# slows every call. Compare the machine lines (CPU, cores, load) before you compare two timings.
 #
 # ## What a first profiler gets wrong
 #
@@ -730,7 +730,8 @@ perf.show_figure(perf.split_figure(perf.time_split(profiled)))
 #
 # `perf.probe_model` measures a model file in a fresh process with llama.cpp alone (no DSPy), so
 # nothing this kernel has loaded flatters or burdens it. Here: the course model with 1 and with 2
-# threads (this kernel's model chose `perf.machine_info().n_threads` by the load when it loaded).
+# threads (this kernel's model re-chooses between calls; `perf.machine_info().n_threads` is its
+# latest choice).
 # On an idle 2-core machine 2 threads are faster; if another process keeps a core busy, 2 threads
 # can be *slower* than 1, because each step waits for the slower thread. About 10 s.
 

@@ -12,7 +12,6 @@ Patches on the loaded `Llama` (instance attributes, nothing global):
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import os
 import platform
@@ -24,6 +23,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..._errors import BackendError
+from ...env import LLAMA_EXTRA_BUFFERS
+from .buffers import extra_buffer_types
 from .closer import JsonStrings
 from .hooks import TokenHooks
 from .model_file import SETUP_HINT, import_llama_cpp
@@ -156,7 +157,7 @@ class Runtime:
         llama_cpp = import_llama_cpp()
         threads = self.governor.choose() if self.governor is not None else self.n_threads
         try:
-            with _extra_buffer_types(extra_buffer_types_enabled()):
+            with extra_buffer_types(extra_buffer_types_enabled()):
                 # verbose=False silences llama.cpp's own log callback and load chatter.
                 llama = llama_cpp.Llama(
                     model_path=str(self.model_path),
@@ -262,11 +263,7 @@ class Runtime:
             executor.shutdown(wait=True)
 
 
-_params_lock = threading.Lock()
-
-
 _X86 = frozenset({"x86_64", "amd64", "i386", "i686", "x86"})
-EXTRA_BUFFERS_ENV = "WORKBOOK_LLAMA_EXTRA_BUFFERS"  # "0" or "1" overrides the detection
 
 
 def extra_buffer_types_enabled(
@@ -284,7 +281,7 @@ def extra_buffer_types_enabled(
     generation speed for a Q4_0 copy of the model (repacked 8x8). `WORKBOOK_LLAMA_EXTRA_BUFFERS`
     = "0"/"1" overrides the detection.
     """
-    forced = environ.get(EXTRA_BUFFERS_ENV, "").strip()
+    forced = environ.get(LLAMA_EXTRA_BUFFERS, "").strip()
     if forced in ("0", "1"):
         return forced == "1"
     if (machine if machine is not None else platform.machine()).lower() not in _X86:
@@ -301,28 +298,6 @@ def extra_buffer_types_enabled(
         for flag in line.split(":", 1)[1].split()
     }
     return bool(flags) and not any(flag.startswith("amx") for flag in flags)
-
-
-@contextlib.contextmanager
-def _extra_buffer_types(enabled: bool) -> Iterator[None]:
-    """Load models with llama.cpp's "extra buffer types" on or off (see
-    `extra_buffer_types_enabled`). `Llama` takes no such option: its default parameters are
-    swapped while it loads."""
-    from llama_cpp import llama_cpp as bindings
-
-    with _params_lock:
-        original = bindings.llama_model_default_params
-
-        def defaults() -> Any:
-            params = original()
-            params.use_extra_bufts = enabled
-            return params
-
-        bindings.llama_model_default_params = defaults
-        try:
-            yield
-        finally:
-            bindings.llama_model_default_params = original
 
 
 _shared_runtimes: dict[tuple[str, int, int | None, int], Runtime] = {}
