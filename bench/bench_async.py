@@ -20,17 +20,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import time
-from pathlib import Path
 
 import dspy
 
 import dspy_workbook as wb
 from dspy_workbook import concurrency as cc
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-from answer_key import load_solutions  # noqa: E402
+from tools.answer_key import load_solutions
 
 LEVELS = (1, 2, 5, 10, 20)
 KEY = load_solutions("02_async", "run_bounded", "token_bucket")  # the notebook's own answers

@@ -12,7 +12,6 @@ hit, and a DSPy disk-cache hit (memory tier emptied before each call). Percentil
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
@@ -21,9 +20,7 @@ import dspy
 import dspy_workbook as wb
 from dspy_workbook import caching as wbc
 from dspy_workbook.stats import summarize_latencies, summary_table
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-from answer_key import load_solutions  # noqa: E402
+from tools.answer_key import load_solutions
 
 # The notebook's own answers: `CachedPredict` over `DiskCache` (and what they call).
 KEY = load_solutions("01_caching", "cache_key", "disk_cache", "cached_module")

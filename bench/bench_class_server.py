@@ -1,6 +1,7 @@
 """One model per kernel vs one shared model server: memory and latency with N students at once.
 
-    .venv/bin/python bench/bench_class_server.py [--students 10] [--mode both|shared|per-kernel]
+    PYTHONPATH=. .venv/bin/python bench/bench_class_server.py [--students 10] \\
+        [--mode both|shared|per-kernel]
 
 Each simulated student is a fresh Python process set up as a notebook kernel is (`wb.setup()`,
 then one `dspy.Predict` call), started together and released at once by a shared start time.
@@ -27,10 +28,10 @@ from pathlib import Path
 
 import psutil
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from dspy_workbook import env as var
+from dspy_workbook.lm.class_server import ClassServer
 
-from dspy_workbook.lm.class_server import ClassServer  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 STUDENT = r"""
 import json, os, sys, time
@@ -102,7 +103,7 @@ def main() -> None:
             server_rss = psutil.Process(server.process.pid).memory_info().rss / 2**20
         report("shared", results, server_rss)
     if args.mode in ("both", "per-kernel"):
-        results = run(args.students, {"WORKBOOK_LM": "local"}, args.lead)
+        results = run(args.students, {var.LM: "local"}, args.lead)
         report("per-kernel", results)
     print(f"load average after: {os.getloadavg()}")
 

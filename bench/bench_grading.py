@@ -34,7 +34,6 @@ import os
 import re
 import shutil
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -43,19 +42,17 @@ from pathlib import Path
 
 import nbformat
 import psutil
+from nbformat import NotebookNode
+from nbgrader.api import Gradebook
+
+from dspy_workbook.grading.execute import GradingExecute, last_graded_cell
+from dspy_workbook.grading.limits import CELL_SECONDS
+from dspy_workbook.grading.sandbox import bwrap_path
+from dspy_workbook.grading.validate_extension import run_validation
+from tools.gradeday.autograde import autograde_class
+from tools.gradeday.nbgrader_cli import nbgrader, venv_env
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-
-from gradeday.autograde import autograde_class  # noqa: E402
-from gradeday.nbgrader_cli import nbgrader, nbgrader_env  # noqa: E402
-from nbformat import NotebookNode  # noqa: E402
-from nbgrader.api import Gradebook  # noqa: E402
-
-from dspy_workbook.grading.execute import GradingExecute, last_graded_cell  # noqa: E402
-from dspy_workbook.grading.limits import CELL_SECONDS  # noqa: E402
-from dspy_workbook.grading.sandbox import bwrap_path  # noqa: E402
-from dspy_workbook.grading.validate_extension import run_validation  # noqa: E402
 
 ASSIGNMENT = "ch07"
 SECTIONS = ("kernel", "one", "breakdown", "hang", "class", "validate")
@@ -159,9 +156,7 @@ def grade(
         args.append(f"--GradingExecute.timings_file={timings}")
     start = time.perf_counter()
     with DescendantCpu() as cpu:
-        runs = autograde_class(
-            course, ASSIGNMENT, students, jobs=jobs, args=args, env=nbgrader_env()
-        )
+        runs = autograde_class(course, ASSIGNMENT, students, jobs=jobs, args=args, env=venv_env())
     seconds = time.perf_counter() - start
     failed = [r for r in runs if r.timed_out]
     if failed:

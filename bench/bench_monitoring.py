@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,10 +27,9 @@ import dspy
 
 import dspy_workbook as wb
 from dspy_workbook import monitoring as wbm
+from tools.answer_key import load_solutions
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-from answer_key import load_solutions  # noqa: E402
 
 SLOW_FROM, DEGRADED_FROM, HEALTHY_FROM, TOTAL = 50, 80, 120, 150
 

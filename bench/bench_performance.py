@@ -31,17 +31,17 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-os.environ.setdefault("WORKBOOK_PROGRESS", "off")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 import dspy  # noqa: E402
 import pandas as pd  # noqa: E402
-from answer_key import load_solutions  # noqa: E402
 
 import dspy_workbook as wb  # noqa: E402
+from dspy_workbook import env as var  # noqa: E402
 from dspy_workbook import performance as perf  # noqa: E402
+from tools.answer_key import load_solutions  # noqa: E402
 
+os.environ.setdefault(var.PROGRESS, "off")  # no progress bars between the figures
 pd.set_option("display.width", 160)
 pd.set_option("display.max_columns", 20)
 

@@ -39,6 +39,7 @@ import httpx
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 
+from dspy_workbook import env as var
 from dspy_workbook.net import free_port, stop_process, wait_for_http
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -206,19 +207,19 @@ def wrk(url: str, script: str, seconds: int, connections: int) -> dict[str, floa
     return result
 
 
-def _service_env(**extra: str) -> dict[str, str]:
+def _service_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
-        "WORKBOOK_LM": "sim",
-        "WORKBOOK_API_KEYS": f"bench:{KEY}",
-        "WORKBOOK_RATE_PER_SECOND": "1000000",
-        "WORKBOOK_RATE_BURST": "1000000",
-        "WORKBOOK_SIM_LATENCY": "0.05",
+        var.LM: "sim",
+        var.API_KEYS: f"bench:{KEY}",
+        var.RATE_PER_SECOND: "1000000",
+        var.RATE_BURST: "1000000",
+        var.SIM_LATENCY: "0.05",
         # the package holds no answer to Exercise 5: the service gets the master's reference parts
-        "WORKBOOK_SERVICE_PARTS": f"{ROOT / 'tools' / 'reference_service.py'}:parts",
+        var.SERVICE_PARTS: f"{ROOT / 'tools' / 'reference_service.py'}:parts",
     }
-    env.update(extra)
+    env.update(extra or {})
     return env
 
 
@@ -238,7 +239,7 @@ def main() -> None:
     s, c = args.seconds, args.connections
 
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
-        env = _service_env(WORKBOOK_CACHE_DIR=tmp)
+        env = _service_env({var.CACHE_DIR: tmp})
         with _uvicorn("bench_serving:bare_app", env, app_dir=str(ROOT / "bench")) as url:
             bare = wrk(url + "/predict", _WRK_SAME, s, c)
         with _uvicorn("dspy_workbook.serving.app:app_from_env", env, factory=True) as url:
@@ -252,10 +253,10 @@ def main() -> None:
             misses = wrk(url + "/predict", _WRK_DISTINCT, s, min(c, 8))
 
         limits = {}
-        limit_env = {"WORKBOOK_RATE_PER_SECOND": "5", "WORKBOOK_RATE_BURST": "10"}
+        limit_env = {var.RATE_PER_SECOND: "5", var.RATE_BURST: "10"}
         with _redis(tmp) as redis_url:
-            for backend, extra in (("memory", {}), ("redis", {"WORKBOOK_REDIS_URL": redis_url})):
-                env = _service_env(WORKBOOK_CACHE_DIR=tmp, **limit_env, **extra)
+            for backend, extra in (("memory", {}), ("redis", {var.REDIS_URL: redis_url})):
+                env = _service_env({var.CACHE_DIR: tmp, **limit_env, **extra})
                 with _uvicorn(
                     "dspy_workbook.serving.app:app_from_env", env, workers=2, factory=True
                 ) as url:

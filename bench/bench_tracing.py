@@ -20,7 +20,6 @@ import argparse
 import importlib.util
 import logging
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -31,10 +30,9 @@ from dspy.utils.callback import BaseCallback
 
 import dspy_workbook as wb
 from dspy_workbook.tracing import REDACTION_STRESS, LogSink, Span, measure_growth
+from tools.answer_key import load_solutions
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-from answer_key import load_solutions  # noqa: E402
 
 
 def measure(

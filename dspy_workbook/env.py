@@ -30,7 +30,11 @@ class Variable:
     area: str  # "notebooks", "grading", "service" or "hub": who sets it
 
 
-# Names used in code. Each one is also a row of VARIABLES below.
+# Every setting's name starts so (the grading sandbox passes these variables through).
+PREFIX = "WORKBOOK_"
+
+# Names used in code. Each one is also a row of VARIABLES below. The hub's are read by
+# hub/jupyterhub_config.py, which runs inside JupyterHub and does not import this package.
 LM = "WORKBOOK_LM"
 SIM_LATENCY = "WORKBOOK_SIM_LATENCY"
 CACHE_DIR = "WORKBOOK_CACHE_DIR"
@@ -39,6 +43,17 @@ LLAMA_EXTRA_BUFFERS = "WORKBOOK_LLAMA_EXTRA_BUFFERS"
 GRADING_LM = "WORKBOOK_GRADING_LM"
 SANDBOX = "WORKBOOK_SANDBOX"
 SERVICE_PARTS = "WORKBOOK_SERVICE_PARTS"
+API_KEYS = "WORKBOOK_API_KEYS"
+RATE_PER_SECOND = "WORKBOOK_RATE_PER_SECOND"
+RATE_BURST = "WORKBOOK_RATE_BURST"
+MAX_QUESTION_CHARS = "WORKBOOK_MAX_QUESTION_CHARS"
+LM_TIMEOUT = "WORKBOOK_LM_TIMEOUT"
+CONFIDENCE = "WORKBOOK_CONFIDENCE"
+CONFIDENCE_SAMPLES = "WORKBOOK_CONFIDENCE_SAMPLES"
+CACHE_SIZE = "WORKBOOK_CACHE_SIZE"
+REDIS_URL = "WORKBOOK_REDIS_URL"
+REDIS_TIMEOUT = "WORKBOOK_REDIS_TIMEOUT"
+WHEN_REDIS_DOWN = "WORKBOOK_WHEN_REDIS_DOWN"
 
 _PKG = "dspy_workbook/"
 _SERVICE = _PKG + "serving/settings.py"
@@ -107,77 +122,77 @@ VARIABLES: tuple[Variable, ...] = (
         "service",
     ),
     Variable(
-        "WORKBOOK_API_KEYS",
+        API_KEYS,
         "none: every request refused",
         "comma-separated `client:key` pairs, or bare keys",
         _SERVICE,
         "service",
     ),
     Variable(
-        "WORKBOOK_RATE_PER_SECOND",
+        RATE_PER_SECOND,
         "5",
         "tokens added to each key's bucket per second",
         _SERVICE,
         "service",
     ),
     Variable(
-        "WORKBOOK_RATE_BURST",
+        RATE_BURST,
         "10",
         "bucket size: requests a key may send at once",
         _SERVICE,
         "service",
     ),
     Variable(
-        "WORKBOOK_MAX_QUESTION_CHARS",
+        MAX_QUESTION_CHARS,
         "2000",
         "longest question accepted (422 beyond)",
         _SERVICE,
         "service",
     ),
     Variable(
-        "WORKBOOK_LM_TIMEOUT",
+        LM_TIMEOUT,
         "20",
         "seconds a prediction may take before the answer is 504",
         _SERVICE,
         "service",
     ),
     Variable(
-        "WORKBOOK_CONFIDENCE",
+        CONFIDENCE,
         "auto",
         "`logprobs`, `agreement`, or `auto` (log-probabilities when the model gives them)",
         _SERVICE,
         "service",
     ),
     Variable(
-        "WORKBOOK_CONFIDENCE_SAMPLES",
+        CONFIDENCE_SAMPLES,
         "3",
         "answers compared by the `agreement` method",
         _SERVICE,
         "service",
     ),
     Variable(
-        "WORKBOOK_CACHE_SIZE",
+        CACHE_SIZE,
         "1024",
         "answers kept by the in-memory answer cache (0: off)",
         _SERVICE,
         "service",
     ),
     Variable(
-        "WORKBOOK_REDIS_URL",
+        REDIS_URL,
         "none: in memory",
         "share the rate limiter and the answer cache across workers",
         _SERVICE,
         "service",
     ),
     Variable(
-        "WORKBOOK_REDIS_TIMEOUT",
+        REDIS_TIMEOUT,
         "0.5",
         "seconds one Redis call may take before it counts as failed",
         _SERVICE,
         "service",
     ),
     Variable(
-        "WORKBOOK_WHEN_REDIS_DOWN",
+        WHEN_REDIS_DOWN,
         "allow",
         "the rate limiter while Redis is down: `allow` requests or `refuse` them (503)",
         _SERVICE,

@@ -29,26 +29,27 @@ import contextlib
 import io
 import json
 import linecache
+import logging
 import os
+import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import types
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import jupytext
 
+from tests.catalogue import Submission, catalogues
+from tools.answer_key import blank_solutions
+
 ROOT = Path(__file__).resolve().parents[1]
 MASTERS = ROOT / "source" / "ch07"
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from tests.catalogue import Submission, catalogues  # noqa: E402
-from tools.answer_key import blank_solutions  # noqa: E402
 
 # A submission's cells together may run this long (the autograder allows 120 s per cell).
 SUBMISSION_SECONDS = 90.0
@@ -418,6 +419,167 @@ def run_all(stem: str, blank: str, masters: Path = MASTERS) -> RunAll:
             logging.getLogger().removeHandler(handler)
     report.stderr_before_stop = stderr.getvalue()
     return report
+
+
+# -- a kernel partway through a master: for tests that need more than a verdict --------------
+@dataclass
+class CellRun:
+    """One cell as the kernel ran it: the source that ran (the master's, its stub or a
+    submission), what its last expression showed, what it raised, how long it took."""
+
+    cell: Cell
+    source: str
+    shown: object = None
+    error: BaseException | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class Kernel:
+    """A fresh kernel on the grading model that has run a master's cells (see `kernel`)."""
+
+    stem: str
+    cells: list[Cell]
+    namespace: dict
+    loop: asyncio.AbstractEventLoop
+    runs: list[CellRun] = field(default_factory=list)
+    stopped: CellRun | None = None  # with stop_at_error: the cell Run All stopped at
+    output: io.StringIO = field(default_factory=io.StringIO)  # stdout, stderr, log records
+
+    @property
+    def printed(self) -> str:
+        """Everything the cells printed, to stdout or stderr, or logged, in order."""
+        return self.output.getvalue()
+
+    def cell(self, grade_id: str) -> Cell:
+        """The master's cell with this grade_id (a solution or a graded cell)."""
+        for cell in self.cells:
+            if cell.grade_id == grade_id:
+                return cell
+        known = ", ".join(c.grade_id for c in self.cells if c.grade_id)
+        raise LookupError(f"{self.stem} has no cell {grade_id!r}; it has {known}")
+
+    def ran(self, grade_id: str) -> CellRun:
+        """The last run of the cell `grade_id`; for a graded cell, what nbgrader scores."""
+        for run in reversed(self.runs):
+            if run.cell.grade_id == grade_id:
+                return run
+        raise LookupError(f"{self.stem}: cell {grade_id!r} did not run (stopped before it?)")
+
+    def run(self, source: str, label: str = "<test>"):
+        """Run more code in the notebook's namespace, as one more cell (it may `await`): its
+        last expression's value; it raises what the code raises."""
+        with contextlib.redirect_stdout(self.output), contextlib.redirect_stderr(self.output):
+            return run_cell(source, label, self.namespace, self.loop)
+
+
+def _bounded(seconds: float):
+    """`time_bound` where a signal can deliver it (the main thread), else nothing."""
+    if threading.current_thread() is threading.main_thread():
+        return time_bound(seconds)
+    return contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def kernel(
+    stem: str,
+    *,
+    blank: Iterable[str] = (),
+    replace: Mapping[str, str] | None = None,
+    until: str | None = None,
+    through: str | None = None,
+    stop_at_error: bool = False,
+    masters: Path = MASTERS,
+) -> Iterator[Kernel]:
+    """Run the master `stem` cell by cell in this process, as a fresh kernel on the grading model
+    runs a student's notebook, and yield that kernel (to look at, or to run more code in).
+
+    The solution cells whose grade_id is in `blank` run as the release's stubs, those in
+    `replace` (grade_id -> source) as that submission, the rest as the master has them. The walk
+    stops before the cell whose grade_id is `until`, after the one that is `through`, or at the
+    end. Like nbgrader's autograder, a cell that raises is recorded (`Kernel.runs`: a graded
+    cell that raised has lost its points) and the next cell runs; `stop_at_error=True` stops
+    there instead, as *Run All* does (`Kernel.stopped`). A cell may take SUBMISSION_SECONDS.
+
+    The grading model, a temporary working folder, a `__main__` of its own and an event loop of
+    its own last until the `with` block ends; then the environment, the folder, `__main__` and
+    the event loop are as they were (DSPy's settings: `tests/conftest.py`'s autouse fixture).
+    """
+    from dspy_workbook.grading import GRADING_ENV
+
+    cells = code_cells(stem, masters)
+    blank, replace = set(blank), dict(replace or {})
+    named = {c.grade_id for c in cells if c.grade_id}
+    solutions = {c.grade_id for c in cells if c.is_solution and c.grade_id}
+    unknown = sorted((blank | set(replace)) - solutions) + sorted({until, through} - named - {None})
+    if unknown:
+        raise LookupError(
+            f"{stem} has no cell {', '.join(map(repr, unknown))}; "
+            f"its solution cells are {', '.join(sorted(solutions))}"
+        )
+
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    saved_main = sys.modules.get("__main__")
+    work = Path(tempfile.mkdtemp(prefix=f"kernel-{stem}-"))
+    os.environ.update(GRADING_ENV)
+    os.environ["MPLBACKEND"] = "Agg"
+    os.environ["WORKBOOK_CACHE_DIR"] = str(work / "cache")
+    os.chdir(work)  # a student's folder: the notebook writes only here
+    main = types.ModuleType("__main__")  # `check_all()` reads the notebook's names from here
+    sys.modules["__main__"] = main
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    state = Kernel(stem, cells, main.__dict__, loop)
+    handler = logging.StreamHandler(state.output)
+    logging.getLogger().addHandler(handler)
+    try:
+        with contextlib.redirect_stdout(state.output), contextlib.redirect_stderr(state.output):
+            for cell in cells:
+                if until is not None and cell.grade_id == until:
+                    break
+                source = cell.source
+                if cell.is_solution and cell.grade_id in replace:
+                    source = replace[cell.grade_id]
+                elif cell.is_solution and cell.grade_id in blank:
+                    source = blank_solutions(source)
+                run = CellRun(cell, source)
+                started = time.perf_counter()
+                try:
+                    with _bounded(SUBMISSION_SECONDS):
+                        run.shown = run_cell(
+                            source, f"<{stem} cell {cell.index}>", main.__dict__, loop
+                        )
+                except (Exception, CellTimeout) as exc:
+                    run.error = exc
+                run.seconds = time.perf_counter() - started
+                state.runs.append(run)
+                if run.error is not None and stop_at_error:
+                    state.stopped = run
+                    break
+                if through is not None and cell.grade_id == through:
+                    break
+        yield state
+    finally:
+        logging.getLogger().removeHandler(handler)
+        if "matplotlib.pyplot" in sys.modules:
+            sys.modules["matplotlib.pyplot"].close("all")
+        loop.close()
+        asyncio.set_event_loop(None)
+        if saved_main is not None:
+            sys.modules["__main__"] = saved_main
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def submit(namespace: dict, entry: Submission) -> dict:
+    """Run a catalogue entry's source in `namespace` (e.g. an answer key from
+    `tools.answer_key.load_solutions`) as a notebook cell runs; returns the namespace."""
+    exec(
+        compile(entry.source, f"<{entry.task}: {entry.name}>", "exec", dont_inherit=True), namespace
+    )
+    return namespace
 
 
 def main(argv: list[str] | None = None) -> int:

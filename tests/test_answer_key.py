@@ -8,10 +8,11 @@ import inspect
 import textwrap
 from pathlib import Path
 
-import build
 import jupytext
 import pytest
-from answer_key import blank_solutions, load_solutions
+
+from tools import build
+from tools.answer_key import blank_solutions, load_solutions
 
 # A master whose every non-solution statement would fail loudly if it ran.
 FIXTURE_MASTER = '''\

@@ -6,9 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import build  # tools/ is on sys.path: see conftest
 import nbformat
 import pytest
+
+from tools import build
 
 
 def test_every_generated_file_is_up_to_date(root: Path, venv_env: dict[str, str]) -> None:

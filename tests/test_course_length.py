@@ -3,7 +3,7 @@ limits (`tools/course_length.py` prints the figures; `make length` too)."""
 
 from __future__ import annotations
 
-import course_length as cl
+from tools import course_length as cl
 
 
 def test_each_exercise_core_fits() -> None:

@@ -8,47 +8,30 @@ defences against hostile input (paths, damaged entries, killed writers) are in
 
 from __future__ import annotations
 
-import ast
-import asyncio
-import contextlib
 import datetime
-import io
 import json
-import sys
-import types
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import dspy
-import jupytext
 import matplotlib
 import pytest
 
 matplotlib.use("Agg")
 
-from answer_key import MASTERS, blank_solutions, load_solutions  # noqa: E402 (tools/ on sys.path)
-
 import dspy_workbook as wb  # noqa: E402
 from dspy_workbook import caching as wbc  # noqa: E402
 from dspy_workbook.checks import ex1  # noqa: E402
-from dspy_workbook.grading import GRADING_ENV  # noqa: E402
+from tests._kit import MASTERS, code_cells, kernel, submit  # noqa: E402
 from tests.catalogue import ex1_caching as optional_catalogue  # noqa: E402
+from tools.answer_key import load_solutions  # noqa: E402
 
 MASTER = MASTERS / "01_caching.py"
 SOLUTIONS = ("cache_key", "disk_cache", "cached_module", "similar_cache")
-CORE = ("cache_key", "disk_cache", "cached_module")
+CELLS = code_cells(MASTER.stem)
 
 
-# -- the master, as namespaces: solved and blank --------------------------------------------------
-def _cells() -> list:
-    return jupytext.read(MASTER, fmt="py:percent").cells
-
-
-def _nbgrader(cell) -> dict:
-    return cell.metadata.get("nbgrader", {})
-
-
+# -- the master's answers, as namespaces: solved and blank (the release's stubs) ------------------
 def _namespace(blank: bool) -> dict[str, Any]:
     """The master's imports and solution cells (blank: as in the release, stubs that raise)."""
     return vars(load_solutions(MASTER.stem, *SOLUTIONS, blank=blank))
@@ -64,39 +47,22 @@ def blank() -> dict[str, Any]:
     return _namespace(blank=True)
 
 
-def _graded_cells() -> list[tuple[str, str]]:
-    return [(_nbgrader(c)["grade_id"], c.source) for c in _cells() if _nbgrader(c).get("grade")]
-
-
-GRADED = _graded_cells()
-
-
-def run_cell(source: str, namespace: dict) -> None:
-    """Run a cell's code as the notebook does (not under this file's `from __future__` flags)."""
-    exec(compile(source, "<graded cell>", "exec", dont_inherit=True), namespace)
-
-
 @pytest.fixture(autouse=True)
 def _in_tmp(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # anything written to .workbook_cache/ lands in a temp folder
     monkeypatch.setenv("WORKBOOK_CACHE_DIR", str(tmp_path / "workbook"))
 
 
-# -- graded cells: full marks for the solution, zero for the blank --------------------------------
-@pytest.mark.parametrize("grade_id, source", GRADED, ids=[g for g, _ in GRADED])
-def test_graded_cell_passes_on_solution(grade_id: str, source: str, solved: dict) -> None:
-    run_cell(source, dict(solved))
-
-
-@pytest.mark.parametrize("grade_id, source", GRADED, ids=[g for g, _ in GRADED])
-def test_graded_cell_fails_on_blank(grade_id: str, source: str, blank: dict) -> None:
-    with pytest.raises(NotImplementedError):
-        run_cell(source, dict(blank))
+# -- graded cells ----------------------------------------------------------------------------------
+# Full marks and ✅ for the master's solution, 0 and 💡 for the stub, and what each catalogue entry
+# deserves: tests/test_agreement.py. Each task graded with every other task blank (Task 3 alone
+# among them): tests/test_graded_cells.py.
+GRADED = [c.grade_id for c in CELLS if c.is_graded]
 
 
 def test_master_has_three_graded_tasks_and_one_optional() -> None:
-    assert [g for g, _ in GRADED] == ["test_cache_key", "test_disk_cache", "test_cached_module"]
-    solution_ids = [_nbgrader(c)["grade_id"] for c in _cells() if _nbgrader(c).get("solution")]
+    assert GRADED == ["test_cache_key", "test_disk_cache", "test_cached_module"]
+    solution_ids = [c.grade_id for c in CELLS if c.is_solution]
     assert solution_ids == list(SOLUTIONS), "one solution cell per task, in task order"
     text = MASTER.read_text()
     going_further = text.index("## Going further")
@@ -123,22 +89,22 @@ def test_master_spells_out_no_steps_and_offers_hints() -> None:
         assert f'ex1.hint("{task.key}")' in text, f"the task text names its hint key {task.key!r}"
 
 
-def test_one_task_cannot_cost_another_tasks_points(blank: dict) -> None:
+@pytest.mark.sim
+def test_graded_cell_fails_on_blank() -> None:
+    with kernel(MASTER.stem, blank=SOLUTIONS, through=GRADED[-1]) as notebook:
+        for grade_id in GRADED:
+            error = notebook.ran(grade_id).error
+            assert isinstance(error, NotImplementedError), f"{grade_id}: {error!r}"
+
+
+@pytest.mark.sim
+def test_one_task_cannot_cost_another_tasks_points() -> None:
     """Tasks 2 and 3 get full marks with Task 1 still blank (Task 3: its own cache and key)."""
-    student = dict(blank)
-    solutions = {
-        _nbgrader(c)["grade_id"]: c.source for c in _cells() if _nbgrader(c).get("solution")
-    }
-    for grade_id in ("disk_cache", "cached_module"):
-        run_cell(solutions[grade_id], student)
-    sources = dict(GRADED)
-    run_cell(sources["test_disk_cache"], student)
-    run_cell(sources["test_cached_module"], student)
-    with pytest.raises(NotImplementedError):
-        run_cell(sources["test_cache_key"], student)
-    student = dict(blank)  # Task 3 alone: Tasks 1 and 2 blank
-    run_cell(solutions["cached_module"], student)
-    run_cell(sources["test_cached_module"], student)
+    with kernel(MASTER.stem, blank={"cache_key"}, through="test_cached_module") as notebook:
+        for grade_id in ("test_disk_cache", "test_cached_module"):
+            error = notebook.ran(grade_id).error
+            assert error is None, f"{grade_id} failed with Task 1 blank: {error!r}"
+        assert isinstance(notebook.ran("test_cache_key").error, NotImplementedError)
 
 
 # -- self-checks: correct on the solution, not attempted on the stub -------------------------------
@@ -198,79 +164,30 @@ def test_hints_come_in_levels_and_any_name_of_a_task_finds_them() -> None:
 
 
 # -- Run All: the release stops once at the first unfinished task; optional parts never stop it --
-def _run_all(sources: list[str]) -> tuple[int | None, BaseException | None, str]:
-    """Run cells as a fresh kernel does (its own `__main__`, top-level `await`, no `__future__`
-    flags of this file) on the grading model: the first failing cell, its error, what it printed."""
-    loop = asyncio.new_event_loop()
-    main = types.ModuleType("__main__")  # `check_all()` reads the notebook's names from here
-    printed = io.StringIO()
-    flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
-    try:
-        with (
-            mock.patch.dict(sys.modules, {"__main__": main}),
-            contextlib.redirect_stdout(printed),
-            contextlib.redirect_stderr(printed),
-        ):
-            for index, source in enumerate(sources):
-                try:
-                    code = compile(
-                        source, f"<cell {index}>", "exec", flags=flags, dont_inherit=True
-                    )
-                    result = eval(code, main.__dict__)
-                    if asyncio.iscoroutine(result):
-                        loop.run_until_complete(result)
-                except Exception as exc:
-                    return index, exc, printed.getvalue()
-    finally:
-        loop.close()
-    return None, None, printed.getvalue()
+# (every master's stop and stderr: tests/test_run_all.py; here what this notebook prints)
+@pytest.mark.sim
+def test_release_run_all_stops_once_at_task_1s_graded_cell() -> None:
+    with kernel(MASTER.stem, blank=SOLUTIONS, stop_at_error=True) as notebook:
+        stop = notebook.stopped
+        assert stop is not None and isinstance(stop.error, NotImplementedError), stop
+        assert stop.cell.grade_id == "test_cache_key", stop.cell
+        assert "Traceback" not in notebook.printed and "WARNING" not in notebook.printed
 
 
-@pytest.fixture
-def grading_model(monkeypatch):
-    """The grading model, as the autograder's kernels get it; afterwards DSPy's global settings
-    (which the notebook's `wb.setup()` changes) are as they were."""
-    for name, value in GRADING_ENV.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    before = {name: dspy.settings.get(name) for name in ("lm", "adapter")}
-    yield
-    dspy.configure(**before)
-    wbc.use_dspy_memory_cache()
+@pytest.mark.sim
+def test_run_all_with_only_the_optional_task_undone_reaches_check_all() -> None:
+    with kernel(MASTER.stem, blank={"similar_cache"}, stop_at_error=True) as notebook:
+        assert notebook.stopped is None, f"stopped at {notebook.stopped}"
+        assert "(the optional similarity task is not done — skipped)" in notebook.printed
 
 
-def _code_sources(blank_ids: tuple[str, ...]) -> list[tuple[dict, str]]:
-    out = []
-    for cell in _cells():
-        if cell.cell_type != "code":
-            continue
-        source = cell.source
-        if _nbgrader(cell).get("solution") and _nbgrader(cell)["grade_id"] in blank_ids:
-            source = blank_solutions(source)
-        out.append((_nbgrader(cell), source))
-    return out
-
-
-def test_release_run_all_stops_once_at_task_1s_graded_cell(grading_model) -> None:
-    cells = _code_sources(blank_ids=SOLUTIONS)
-    index, error, printed = _run_all([source for _, source in cells])
-    assert isinstance(error, NotImplementedError), (index, error)
-    assert cells[index][0].get("grade_id") == "test_cache_key", cells[index][0]
-    assert "Traceback" not in printed and "WARNING" not in printed
-
-
-def test_run_all_with_only_the_optional_task_undone_reaches_check_all(grading_model) -> None:
-    cells = _code_sources(blank_ids=("similar_cache",))
-    index, error, printed = _run_all([source for _, source in cells])
-    assert error is None, f"cell {index} raised {error!r}"
-    assert "(the optional similarity task is not done — skipped)" in printed
-
-
-def test_release_run_all_with_task_2_undone_stops_at_its_graded_cell(grading_model) -> None:
-    cells = _code_sources(blank_ids=("disk_cache", "similar_cache"))
-    index, error, _ = _run_all([source for _, source in cells])
-    assert isinstance(error, NotImplementedError)
-    assert cells[index][0].get("grade_id") == "test_disk_cache"
+@pytest.mark.sim
+def test_release_run_all_with_task_2_undone_stops_at_its_graded_cell() -> None:
+    blanks = {"disk_cache", "similar_cache"}
+    with kernel(MASTER.stem, blank=blanks, stop_at_error=True) as notebook:
+        stop = notebook.stopped
+        assert stop is not None and isinstance(stop.error, NotImplementedError), stop
+        assert stop.cell.grade_id == "test_disk_cache", stop.cell
 
 
 # -- the given code of the master ------------------------------------------------------------------
@@ -485,8 +402,7 @@ OPTIONAL = {entry.name: entry for entry in optional_catalogue.OPTIONAL}
 @pytest.mark.parametrize("name", OPTIONAL)
 def test_the_optional_self_check_refuses_a_wrong_similarity_cache(name: str) -> None:
     entry = OPTIONAL[name]
-    namespace = vars(load_solutions(MASTER.stem))  # the notebook's imports only
-    exec(compile(entry.source, f"<{name}>", "exec", dont_inherit=True), namespace)
+    namespace = submit(vars(load_solutions(MASTER.stem)), entry)  # the notebook's imports only
     task = ex1.ex.tasks["similar"]
     result = task.run(*(namespace[n] for n in task.needs))
     assert (result.outcome == "correct") is entry.correct, result

@@ -20,10 +20,10 @@ from unittest import mock
 
 import dspy
 import pytest
-from answer_key import ROOT, load_solutions  # noqa: E402 (tools/ is on sys.path: see conftest)
 
 import dspy_workbook as wb
 from dspy_workbook import caching as wbc
+from tools.answer_key import ROOT, load_solutions  # noqa: E402
 
 KEY = load_solutions("01_caching", "cache_key", "disk_cache", "cached_module", "similar_cache")
 HEX = "ab" * 32
@@ -226,7 +226,7 @@ def test_values_json_would_merge_give_different_keys(left: Any, right: Any) -> N
 
 def test_a_set_gives_one_key_whatever_its_iteration_order() -> None:
     script = (
-        "import sys; sys.path.insert(0, 'tools'); from answer_key import load_solutions; "
+        "from tools.answer_key import load_solutions; "
         "k = load_solutions('01_caching', 'cache_key'); "
         "print(k.make_cache_key({'q': {'alpha', 'beta', 'gamma', 'delta'}}, signature='s', "
         "model='m'))"

@@ -15,10 +15,10 @@ import time
 
 import dspy
 import pytest
-from answer_key import load_solutions  # tools/ is on sys.path: see conftest
 
 import dspy_workbook as wb
 from dspy_workbook import concurrency as cc
+from tools.answer_key import load_solutions
 
 ask_with_timeout = load_solutions("02_async", "timeout").ask_with_timeout
 QA = dspy.Predict("question -> answer")

@@ -2,86 +2,62 @@
 and a graded cell ends in seconds even for a quadratic redaction.
 
 Right and wrong answers to each task, and whether the self-check and the hidden tests agree on
-them, live in the one catalogue (`tests/catalogue/ex3_debugging.py`, run by `tests/_kit.py`).
-Here a graded cell runs in a namespace made of the master's solution cells
-(`tools/answer_key.py`) with one earlier task swapped for nbgrader's stub: a student who skipped
-it must still get the later tasks' points.
+them, live in the one catalogue (`tests/catalogue/ex3_debugging.py`, run by `tests/_kit.py`);
+every task graded with all the others blank is `tests/test_graded_cells.py`'s. Here the kit runs
+the master as the autograder runs a student's notebook, with some earlier tasks left as the
+release's stub: a student who skipped them must still get the later tasks' points.
 """
 
 from __future__ import annotations
 
 import threading
 
-import dspy
-import jupytext
 import pytest
-from answer_key import load_solutions  # tools/ is on sys.path: see conftest
 
+from tests._kit import code_cells, kernel
 from tests.catalogue.ex3_debugging import MASTER, REDACT
-
-SOLUTIONS = ("tracer", "redact", "bottleneck")
-
-
-def graded_cells() -> dict[str, str]:
-    """grade_id -> source of each graded test cell of the master (hidden tests included)."""
-    from tests._kit import MASTERS
-
-    cells = jupytext.read(MASTERS / f"{MASTER}.py", fmt="py:percent").cells
-    return {
-        c.metadata["nbgrader"]["grade_id"]: c.source
-        for c in cells
-        if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")
-    }
-
-
-def _namespace(blank: tuple[str, ...] = ()) -> dict:
-    """The master's imports, program and solutions; the tasks in `blank` as the release's stub."""
-    solved = [g for g in SOLUTIONS if g not in blank]
-    namespace = vars(load_solutions(MASTER, *solved, definitions=["DraftAndReview"]))
-    if blank:
-        namespace.update(vars(load_solutions(MASTER, *blank, blank=True)))
-    return {**namespace, "__name__": "__main__"}
-
-
-def passes(grade_id: str, namespace: dict) -> bool:
-    """Does graded cell `grade_id` run without an exception (nbgrader: full points)?"""
-    try:
-        with dspy.context(adapter=dspy.JSONAdapter()):  # as `wb.setup()` configures it
-            exec(compile(graded_cells()[grade_id], f"<{grade_id}>", "exec"), dict(namespace))
-    except Exception:
-        return False
-    return True
 
 
 def test_the_graded_tasks_are_the_three_core_ones() -> None:
-    assert set(graded_cells()) == {"test_tracer", "test_redact", "test_bottleneck"}
+    graded = {c.grade_id for c in code_cells(MASTER) if c.is_graded}
+    assert graded == {"test_tracer", "test_redact", "test_bottleneck"}
 
 
+# (("tracer", "redact"), ("test_bottleneck",)): tests/test_graded_cells.py, Task 3 alone
+@pytest.mark.sim
 @pytest.mark.parametrize(
     ("blank", "later"),
     [
         (("tracer",), ("test_redact", "test_bottleneck")),
         (("redact",), ("test_bottleneck",)),
-        (("tracer", "redact"), ("test_bottleneck",)),
     ],
 )
 def test_an_unfinished_task_does_not_cost_a_later_one(blank, later) -> None:
-    namespace = _namespace(blank)
-    for grade_id in later:
-        assert passes(grade_id, namespace), f"{grade_id} failed with {blank} left blank"
-    own = {"tracer": "test_tracer", "redact": "test_redact"}
-    assert not any(passes(own[task], namespace) for task in blank), "a blank task scored"
+    with kernel(MASTER, blank=blank, through="test_bottleneck") as notebook:
+        for grade_id in later:
+            error = notebook.ran(grade_id).error
+            assert error is None, f"{grade_id} failed with {blank} left blank: {error!r}"
+        own = [notebook.ran(f"test_{task}") for task in blank]
+        assert all(run.error is not None for run in own), "a blank task scored"
 
 
+@pytest.mark.sim
 def test_a_quadratic_redaction_fails_its_cell_within_the_graders_bound() -> None:
     # the grader stops a cell at 120 s; a quadratic submission must fail in seconds, not hang
     quadratic = next(s for s in REDACT if s.name.startswith("Unicode addresses but quadratic"))
-    namespace = _namespace()
-    exec(compile(quadratic.source, "<submission>", "exec"), namespace)
-    result: list[bool] = []
-    worker = threading.Thread(
-        target=lambda: result.append(passes("test_redact", namespace)), daemon=True
-    )
-    worker.start()
-    worker.join(120)
+    with kernel(MASTER, replace={"redact": quadratic.source}, until="test_redact") as notebook:
+        graded = notebook.cell("test_redact").source
+        result: list[bool] = []
+
+        def grade() -> None:
+            try:
+                notebook.run(graded, "<test_redact>")
+            except Exception:
+                result.append(False)
+            else:
+                result.append(True)
+
+        worker = threading.Thread(target=grade, daemon=True)
+        worker.start()
+        worker.join(120)
     assert result == [False], "the graded cell did not finish within the grader's 120 s"

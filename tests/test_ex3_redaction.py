@@ -35,7 +35,7 @@ from dspy_workbook.tracing import (
 )
 
 matplotlib.use("Agg")
-from answer_key import load_solutions  # noqa: E402 (tools/ is on sys.path: see conftest)
+from tools.answer_key import load_solutions  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -365,13 +365,6 @@ def test_self_checks_leave_no_temporary_folders(key) -> None:
     assert ex3.check_trace_logger(key.get_trace_logger)
     assert ex3.check_redact(key.redact)
     assert set(Path(tempfile.gettempdir()).glob("ex3-*")) == before
-
-
-def test_tracing_shares_run_async_with_the_threads_module() -> None:
-    from dspy_workbook import threads, tracing
-
-    assert tracing.run_async is threads.run_async
-    assert not (Path(tracing.__file__).parent / "_run.py").exists()
 
 
 def test_an_lm_reply_in_json_is_redacted_inside_its_escapes() -> None:

@@ -37,7 +37,7 @@ from dspy_workbook.tracing import (
 matplotlib.use("Agg")
 ROOT = Path(__file__).resolve().parents[1]
 KEY = ROOT / "solutions" / "exercise3_debugging.py"
-from answer_key import load_solutions  # noqa: E402 (tools/ is on sys.path: see conftest)
+from tools.answer_key import load_solutions  # noqa: E402
 
 
 @pytest.fixture(scope="module")

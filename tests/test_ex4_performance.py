@@ -18,33 +18,24 @@ from pathlib import Path
 from typing import Any
 
 import dspy
-import jupytext
 import matplotlib
 import pytest
 
 matplotlib.use("Agg")
 
-from answer_key import MASTERS, load_solutions  # noqa: E402 (tools/ is on sys.path: see conftest)
-
 import dspy_workbook as wb  # noqa: E402
 from dspy_workbook import performance as perf  # noqa: E402
 from dspy_workbook.checks import ex4  # noqa: E402
+from tests._kit import MASTERS, code_cells, kernel, submit  # noqa: E402
 from tests.catalogue import ex4_optimization as catalogue  # noqa: E402
+from tools.answer_key import load_solutions  # noqa: E402
 
 MASTER = MASTERS / "04_optimization.py"
 SOLUTIONS = ("profiler", "overlap", "regression")
 DEFINITIONS = ("NotesQA",)
 
 
-# -- the master, as namespaces: solved and blank --------------------------------------------------
-def _cells() -> list:
-    return jupytext.read(MASTER, fmt="py:percent").cells
-
-
-def _nbgrader(cell) -> dict:
-    return cell.metadata.get("nbgrader", {})
-
-
+# -- the master's answers, as namespaces: solved and blank (the release's stubs) ------------------
 def _namespace(blank: bool) -> dict[str, Any]:
     return vars(load_solutions(MASTER.stem, *SOLUTIONS, definitions=DEFINITIONS, blank=blank))
 
@@ -59,9 +50,6 @@ def blank() -> dict[str, Any]:
     return _namespace(blank=True)
 
 
-GRADED = [(_nbgrader(c)["grade_id"], c.source) for c in _cells() if _nbgrader(c).get("grade")]
-
-
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # anything written to .workbook_cache/ lands in a temp folder
@@ -72,36 +60,23 @@ def _isolated(tmp_path, monkeypatch):
         tracemalloc.stop()
 
 
+# Graded cells: full marks and ✅ for the master's solution, 0 and 💡 for the stub, and what each
+# catalogue entry deserves: tests/test_agreement.py (which also requires a message on every hidden
+# assert); each task graded with the other blank: tests/test_graded_cells.py.
+GRADED = [c for c in code_cells(MASTER.stem) if c.is_graded]
+
+
 def test_master_has_the_planned_graded_cells() -> None:
-    assert [g for g, _ in GRADED] == ["test_profiler", "test_overlap"]
-    points = [_nbgrader(c).get("points") for c in _cells() if _nbgrader(c).get("grade")]
-    assert points == [3, 3]
+    assert [c.grade_id for c in GRADED] == ["test_profiler", "test_overlap"]
+    assert [c.nbgrader.get("points") for c in GRADED] == [3, 3]
 
 
-@pytest.mark.parametrize("grade_id, source", GRADED, ids=[g for g, _ in GRADED])
-def test_graded_cell_passes_on_solution(grade_id: str, source: str, solved: dict) -> None:
-    with dspy.context(lm=wb.sim_lm(latency=0.01)):
-        exec(source, dict(solved))
-
-
-@pytest.mark.parametrize("grade_id, source", GRADED, ids=[g for g, _ in GRADED])
-def test_graded_cell_fails_on_blank(grade_id: str, source: str, blank: dict) -> None:
-    with dspy.context(lm=wb.sim_lm(latency=0.01)), pytest.raises(NotImplementedError):
-        exec(source, dict(blank))
-
-
-def test_every_hidden_assert_has_a_message() -> None:
-    import ast
-
-    for grade_id, source in GRADED:
-        hidden = source.split("### BEGIN HIDDEN TESTS", 1)[1]
-        hidden = hidden.split("### END HIDDEN TESTS", 1)[0]
-        bare = [
-            node.lineno
-            for node in ast.walk(ast.parse(hidden))
-            if isinstance(node, ast.Assert) and node.msg is None
-        ]
-        assert not bare, f"{grade_id}: hidden asserts without a message at lines {bare}"
+@pytest.mark.sim
+def test_graded_cell_fails_on_blank() -> None:
+    with kernel(MASTER.stem, blank=SOLUTIONS, through=GRADED[-1].grade_id) as notebook:
+        for cell in GRADED:
+            error = notebook.ran(cell.grade_id).error
+            assert isinstance(error, NotImplementedError), f"{cell.grade_id}: {error!r}"
 
 
 # -- self-checks: correct on the solution, not attempted on the stub -------------------------------
@@ -153,8 +128,7 @@ def test_the_profiler_check_refuses_to_run_under_someone_elses_tracing(solved: d
 # -- the optional regression guard: its catalogue through its self-check ---------------------
 @pytest.mark.parametrize("entry", catalogue.OPTIONAL, ids=[e.name for e in catalogue.OPTIONAL])
 def test_regression_guard_catalogue(entry, solved: dict) -> None:
-    namespace = dict(solved)
-    exec(entry.source, namespace)
+    namespace = submit(dict(solved), entry)
     result = ex4.check_regression(namespace["compare_to_baseline"])
     assert (result.outcome == "correct") == entry.correct, result
 
@@ -162,9 +136,7 @@ def test_regression_guard_catalogue(entry, solved: dict) -> None:
 def test_the_regression_guard_says_why_for_each_ambiguity(solved: dict) -> None:
     def verdict(name: str):
         entry = next(e for e in catalogue.OPTIONAL if e.name == name)
-        namespace = dict(solved)
-        exec(entry.source, namespace)
-        return ex4.check_regression(namespace["compare_to_baseline"])
+        return ex4.check_regression(submit(dict(solved), entry)["compare_to_baseline"])
 
     assert "larger of the two spreads" in verdict("noise from the baseline only").message
     assert "*baseline's* noise" in verdict("noise from the current run only").message
@@ -174,9 +146,7 @@ def test_the_regression_guard_says_why_for_each_ambiguity(solved: dict) -> None:
 # -- the overlap task's self-check says what went wrong --------------------------------------
 def _fast_from(entry_name: str, solved: dict) -> type:
     entry = next(e for e in catalogue.SUBMISSIONS if e.name == entry_name)
-    namespace = dict(solved)
-    exec(entry.source, namespace)
-    return namespace["FastNotesQA"]
+    return submit(dict(solved), entry)["FastNotesQA"]
 
 
 # The asyncio.run entry leaves its coroutine unawaited (that is its bug): Python warns later.

@@ -3,26 +3,24 @@
 The solutions come from the master itself (`load_solutions`); the blank namespace is what
 nbgrader's release gives a student. Right and wrong answers in other styles are the catalogue's
 (`tests/catalogue/ex5_deployment.py`, run by `tests/test_agreement.py`). Here: the graded cells
-pass on the answers and fail on the stubs, one task's test never needs another task, each stub
-fails at its self-check (💡) and not before, and the support package holds no answer.
+pass quickly on the answers and fail on the stubs (run by `tests/_kit.py` as the autograder runs
+the notebook), each stub fails at its self-check (💡) and not before, and the support package holds
+no answer. That no graded cell needs another task's answer is `tests/test_graded_cells.py`'s.
 """
 
 from __future__ import annotations
 
-import ast
-import asyncio
-import inspect
 import time
 from typing import Any
 
 import dspy
-import jupytext
 import pytest
-from answer_key import MASTERS, load_solutions  # tools/ is on sys.path: see conftest
 
 import dspy_workbook as wb
 from dspy_workbook import serving
 from dspy_workbook.checks import ex5
+from tests._kit import MASTERS, code_cells, kernel
+from tools.answer_key import load_solutions
 
 MASTER = MASTERS / "05_deployment.py"
 SOLUTIONS = ("request_model", "api_key", "rate_limit")
@@ -38,17 +36,6 @@ CHECKS = {
 }
 
 
-def _cells() -> list:
-    return jupytext.read(MASTER, fmt="py:percent").cells
-
-
-def _nbgrader(cell) -> dict:
-    return cell.metadata.get("nbgrader", {})
-
-
-GRADED = [(_nbgrader(c)["grade_id"], c.source) for c in _cells() if _nbgrader(c).get("grade")]
-
-
 @pytest.fixture(scope="module")
 def solved() -> dict[str, Any]:
     return vars(load_solutions(MASTER.stem, *SOLUTIONS))
@@ -60,39 +47,27 @@ def blank() -> dict[str, Any]:
     return vars(load_solutions(MASTER.stem, *SOLUTIONS, blank=True))
 
 
-def run_cell(source: str, namespace: dict[str, Any]) -> None:
-    """Run a notebook cell (top-level `await` allowed) as the kernel would."""
-    code = compile(source, "<graded cell>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
-    result = eval(code, namespace)
-    if inspect.iscoroutine(result):
-        asyncio.run(asyncio.wait_for(result, 60))
-
-
 def test_master_has_the_planned_graded_cells() -> None:
-    assert [g for g, _ in GRADED] == list(OWN)
-    points = [_nbgrader(c)["points"] for c in _cells() if _nbgrader(c).get("grade")]
-    assert points == [2, 3, 3]
+    graded = [c for c in code_cells(MASTER.stem) if c.is_graded]
+    assert [c.grade_id for c in graded] == list(OWN)
+    assert [c.nbgrader["points"] for c in graded] == [2, 3, 3]
 
 
-@pytest.mark.parametrize("grade_id, source", GRADED, ids=[g for g, _ in GRADED])
-def test_graded_cell_passes_on_solution_quickly(grade_id: str, source: str, solved: dict) -> None:
-    started = time.monotonic()
-    run_cell(source, dict(solved))
-    assert time.monotonic() - started < 10  # grading runs every cell for every student
+@pytest.mark.sim
+def test_graded_cell_passes_on_solution_quickly() -> None:
+    with kernel(MASTER.stem, through=list(OWN)[-1]) as notebook:
+        for grade_id in OWN:
+            run = notebook.ran(grade_id)
+            assert run.error is None, f"{grade_id}: {run.error!r}"
+            assert run.seconds < 10, grade_id  # grading runs every cell for every student
 
 
-@pytest.mark.parametrize("grade_id, source", GRADED, ids=[g for g, _ in GRADED])
-def test_graded_cell_fails_on_blank(grade_id: str, source: str, blank: dict) -> None:
-    with pytest.raises(NotImplementedError):
-        run_cell(source, dict(blank))
-
-
-@pytest.mark.parametrize("grade_id, source", GRADED, ids=[g for g, _ in GRADED])
-def test_one_blank_task_does_not_cost_another(
-    grade_id: str, source: str, solved: dict, blank: dict
-) -> None:
-    """Each graded cell needs only its own task: blank every other task and it still passes."""
-    run_cell(source, {**blank, OWN[grade_id]: solved[OWN[grade_id]]})
+@pytest.mark.sim
+def test_graded_cell_fails_on_blank() -> None:
+    with kernel(MASTER.stem, blank=SOLUTIONS, through=list(OWN)[-1]) as notebook:
+        for grade_id in OWN:
+            error = notebook.ran(grade_id).error
+            assert isinstance(error, NotImplementedError), f"{grade_id}: {error!r}"
 
 
 @pytest.mark.parametrize("name", CHECKS)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import shutil
 import signal
@@ -25,9 +24,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-import reference_service  # tools/ is on sys.path: see conftest
 
 from dspy_workbook.net import free_port
+from tools import reference_service
+from tools.gradeday.nbgrader_cli import venv_env
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
@@ -138,17 +138,19 @@ def test_the_image_command_starts_the_same_app(tmp_path):
         re.search(r"CMD (\[.*\])", [a for w, a in final if w == "HEALTHCHECK"][-1]).group(1)
     )
     port = free_port()
-    env = {
-        **os.environ,
-        **_image_env(),
-        "PORT": str(port),
-        "UVICORN_HOST": "127.0.0.1",  # the image listens on all interfaces; the test on loopback
-        "WORKBOOK_API_KEYS": "ops:container-test-key",
-        "WORKBOOK_CACHE_DIR": str(tmp_path / "cache"),
-        "DSPY_CACHEDIR": str(tmp_path / "dspy"),
-        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-        "PYTHONPATH": str(context),
-    }
+    # The image's PATH (`/opt/venv/bin:$PATH`) stands for this virtualenv's, which `venv_env` sets.
+    image = {name: value for name, value in _image_env().items() if name != "PATH"}
+    env = venv_env(
+        {
+            **image,
+            "PORT": str(port),
+            "UVICORN_HOST": "127.0.0.1",  # the image listens everywhere; the test on loopback
+            "WORKBOOK_API_KEYS": "ops:container-test-key",
+            "WORKBOOK_CACHE_DIR": str(tmp_path / "cache"),
+            "DSPY_CACHEDIR": str(tmp_path / "dspy"),
+            "PYTHONPATH": str(context),
+        }
+    )
     where = subprocess.run(
         [sys.executable, "-c", "import dspy_workbook; print(dspy_workbook.__file__)"],
         cwd=tmp_path,

@@ -18,7 +18,6 @@ import time
 import dspy
 import httpx
 import pytest
-import reference_service  # tools/ is on sys.path: see conftest
 from dspy.lm15 import Message, Response, TextPart, TokenLogprob, Usage
 from fastapi.testclient import TestClient
 
@@ -37,6 +36,7 @@ from dspy_workbook.serving import (
 )
 from dspy_workbook.serving import create_app as _create_app
 from dspy_workbook.serving.logs import LOGGER_NAME, JsonFormatter
+from tools import reference_service
 
 KEYS = {"alice": "alice-secret-key-123", "bob": "bob-secret-key-456"}
 ALICE = {"X-API-Key": KEYS["alice"]}

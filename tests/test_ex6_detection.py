@@ -12,9 +12,9 @@ from typing import Any
 
 import dspy
 import pytest
-from answer_key import load_solutions  # noqa: E402 (tools/ is on sys.path: see conftest)
 
 from dspy_workbook import monitoring as wbm
+from tools.answer_key import load_solutions  # noqa: E402
 
 SLOW_FROM, DEGRADED_FROM, HEALTHY_FROM, TOTAL = 50, 80, 120, 150
 

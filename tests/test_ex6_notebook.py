@@ -1,7 +1,8 @@
 """Exercise 6 (monitoring): the master's graded cells and self-checks, solved and blank, and what
 Run All of the release does.
 
-Each graded cell must pass on the master's solution and fail on the release's stub; each
+Each graded cell must pass on the master's solution, quickly, and fail on the release's stub
+with one clear line (the notebook run as the autograder runs it, by `tests/_kit.py`); each
 self-check must say ✅ on the solution and 💡 on the stub. Wrong answers in other styles live in
 the catalogue (`tests/catalogue/ex6_monitoring.py`, run by `tests/test_agreement.py`); the few
 here pin what a check *says*, which the agreement test does not look at.
@@ -9,36 +10,28 @@ here pin what a check *says*, which the agreement test does not look at.
 
 from __future__ import annotations
 
-import json
 import logging
-import subprocess
-import sys
 import time
 from typing import Any
 
 import dspy
-import jupytext
 import matplotlib
 import pytest
 
 matplotlib.use("Agg")
 
-from answer_key import MASTERS, ROOT, load_solutions  # noqa: E402 (tools/ is on sys.path)
-
 from dspy_workbook import WorkbookError  # noqa: E402
 from dspy_workbook import monitoring as wbm  # noqa: E402
 from dspy_workbook.checks import ex6  # noqa: E402
+from tests._kit import MASTERS, code_cells, kernel  # noqa: E402
+from tools.answer_key import load_solutions  # noqa: E402
 
 MASTER = MASTERS / "06_monitoring.py"
 SOLUTIONS = ("collector", "detector")
 
 
-def _cells() -> list:
-    return jupytext.read(MASTER, fmt="py:percent").cells
-
-
-def _nbgrader(cell) -> dict:
-    return cell.metadata.get("nbgrader", {})
+CELLS = code_cells(MASTER.stem)
+GRADED = [c.grade_id for c in CELLS if c.is_graded]
 
 
 @pytest.fixture(scope="module")
@@ -51,14 +44,6 @@ def blank() -> dict[str, Any]:
     return vars(load_solutions(MASTER.stem, *SOLUTIONS, blank=True))
 
 
-GRADED = [(_nbgrader(c)["grade_id"], c.source) for c in _cells() if _nbgrader(c).get("grade")]
-
-
-def run_cell(source: str, namespace: dict) -> None:
-    """Run a cell's code as the notebook does (not under this file's `from __future__` flags)."""
-    exec(compile(source, "<graded cell>", "exec", dont_inherit=True), namespace)
-
-
 @pytest.fixture(autouse=True)
 def _course_setup(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -67,39 +52,44 @@ def _course_setup(tmp_path, monkeypatch):
         yield
 
 
-@pytest.mark.parametrize("grade_id, source", GRADED, ids=[g for g, _ in GRADED])
-def test_graded_cell_passes_on_solution(grade_id: str, source: str, solved: dict) -> None:
-    started = time.perf_counter()
-    run_cell(source, dict(solved))
-    # A bound far above what the cell needs (about a second): the grader allows 120 s.
-    assert time.perf_counter() - started < 30, f"{grade_id} must stay well under 120 s"
+# Graded cells: ✅ and full marks for the master's solution, 💡 and 0 for the stub, and what each
+# catalogue entry deserves: tests/test_agreement.py; each task graded with the other blank (Task 2
+# with the collector blank), the stub failing with NotImplementedError: tests/test_graded_cells.py.
+@pytest.mark.sim
+def test_graded_cell_passes_on_solution() -> None:
+    with kernel(MASTER.stem, through=GRADED[-1]) as notebook:
+        for grade_id in GRADED:
+            run = notebook.ran(grade_id)
+            assert run.error is None, f"{grade_id}: {run.error!r}"
+            # A bound far above what the cell needs (about a second): the grader allows 120 s.
+            assert run.seconds < 30, f"{grade_id} must stay well under 120 s"
 
 
-@pytest.mark.parametrize("grade_id, source", GRADED, ids=[g for g, _ in GRADED])
-def test_graded_cell_stops_on_blank_with_one_clear_line(
-    grade_id: str, source: str, blank: dict
-) -> None:
-    with pytest.raises(ex6.TaskNotDone) as stopped:
-        run_cell(source, dict(blank))
-    message = str(stopped.value)
-    assert isinstance(stopped.value, WorkbookError) and isinstance(
-        stopped.value, NotImplementedError
-    ), "shown as one line by the workbook's error display, still 'not done' for everyone else"
-    assert "\n" not in message and "not done yet" in message and "Task" in message, message
+@pytest.mark.sim
+def test_graded_cell_stops_on_blank_with_one_clear_line() -> None:
+    with kernel(MASTER.stem, blank=SOLUTIONS, through=GRADED[-1]) as notebook:
+        for grade_id in GRADED:
+            error = notebook.ran(grade_id).error
+            assert isinstance(error, ex6.TaskNotDone), f"{grade_id}: {error!r}"
+            message = str(error)
+            assert isinstance(error, WorkbookError) and isinstance(error, NotImplementedError), (
+                "shown as one line by the workbook's error display, still 'not done' for "
+                "everyone else"
+            )
+            assert "\n" not in message and "not done yet" in message and "Task" in message, message
 
 
-def test_graded_cells_pass_twice_in_one_kernel(solved: dict) -> None:
+@pytest.mark.sim
+def test_graded_cells_pass_twice_in_one_kernel() -> None:
     """Re-running a test cell (DSPy's cache now warm) must not turn its misses into hits."""
-    namespace = dict(solved)
-    for _ in range(2):
-        run_cell(dict(GRADED)["test_collector"], namespace)
+    with kernel(MASTER.stem, through="test_collector") as notebook:
+        assert notebook.ran("test_collector").error is None
+        notebook.run(notebook.cell("test_collector").source, "<test_collector again>")
 
 
 def test_master_has_one_graded_cell_per_task_and_the_course_furniture() -> None:
-    assert [g for g, _ in GRADED] == [f"test_{s}" for s in SOLUTIONS]
-    assert [_nbgrader(c)["grade_id"] for c in _cells() if _nbgrader(c).get("solution")] == list(
-        SOLUTIONS
-    )
+    assert GRADED == [f"test_{s}" for s in SOLUTIONS]
+    assert [c.grade_id for c in CELLS if c.is_solution] == list(SOLUTIONS)
     text = MASTER.read_text()
     for needle in (
         'ex6.hint("collector")',
@@ -135,18 +125,6 @@ def test_the_core_needs_no_graded_answer_from_the_support_package() -> None:
     assert not hasattr(wbm.CollectorBase, "on_module_start") or (
         wbm.CollectorBase.on_module_start is dspy.utils.callback.BaseCallback.on_module_start
     ), "the collector's graded hooks must not ship in the package"
-
-
-def test_each_task_is_graded_on_its_own(blank: dict) -> None:
-    """Task 2 gets its points with Task 1 (the collector) still blank."""
-    student = dict(blank)
-    solutions = {
-        _nbgrader(c)["grade_id"]: c.source for c in _cells() if _nbgrader(c).get("solution")
-    }
-    run_cell(solutions["detector"], student)
-    run_cell(dict(GRADED)["test_detector"], student)
-    with pytest.raises(NotImplementedError):
-        run_cell(dict(GRADED)["test_collector"], student)
 
 
 # -- self-checks ---------------------------------------------------------------------------------
@@ -242,17 +220,14 @@ def test_stop_if_unfinished_passes_other_errors_through() -> None:
 
 
 # -- Run All -------------------------------------------------------------------------------------
+@pytest.mark.sim
 def test_run_all_of_the_release_stops_once_at_task_1_quietly() -> None:
     """Before: 25 model calls through the unfinished collector, ~50 empty callback warnings, an
     empty table and `nan`. Now: one stop, at Task 1's graded cell, before any workload."""
-    result = subprocess.run(
-        [sys.executable, "-m", "tests._kit", MASTER.stem, "--run-all", "all", "--json"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report["stopped_cell"] == "test_collector", report
-    assert report["error"].startswith("TaskNotDone: Task 1 is not done yet"), report
-    assert "WARNING" not in report["stderr_before_stop"], report["stderr_before_stop"][:2000]
+    every_task = [c.grade_id for c in CELLS if c.is_solution]
+    with kernel(MASTER.stem, blank=every_task, stop_at_error=True) as notebook:
+        stop = notebook.stopped
+        assert stop is not None and stop.cell.grade_id == "test_collector", stop
+        assert type(stop.error) is ex6.TaskNotDone, stop
+        assert str(stop.error).startswith("Task 1 is not done yet"), stop
+        assert "WARNING" not in notebook.printed, notebook.printed[:2000]

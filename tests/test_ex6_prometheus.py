@@ -18,9 +18,9 @@ import dspy
 import numpy as np
 import pytest
 import yaml
-from answer_key import load_solutions  # noqa: E402 (tools/ is on sys.path: see conftest)
 
 from dspy_workbook import monitoring as wbm
+from tools.answer_key import load_solutions  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "monitoring"

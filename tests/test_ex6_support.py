@@ -21,12 +21,11 @@ import pytest
 
 matplotlib.use("Agg")
 
-from answer_key import load_solutions  # noqa: E402 (tools/ is on sys.path: see conftest)
-
 import dspy_workbook as wb  # noqa: E402
 from dspy_workbook import monitoring as wbm  # noqa: E402
 from dspy_workbook.data import labelled_questions  # noqa: E402
 from dspy_workbook.threads import run_async  # noqa: E402
+from tools.answer_key import load_solutions  # noqa: E402
 
 
 @pytest.fixture(scope="module")

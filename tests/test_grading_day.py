@@ -24,8 +24,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from gradeday.autograde import autograde_class
-from gradeday.probe import (
+
+from tools.gradeday.autograde import autograde_class
+from tools.gradeday.probe import (
     ASSIGNMENT,
     HIDDEN_MARKER,
     MAX_SCORE,

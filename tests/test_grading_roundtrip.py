@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from build import master_notebooks
+
+from tools.build import master_notebooks
+from tools.gradeday.nbgrader_cli import nbgrader
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,14 +32,7 @@ EXERCISES = [p.stem for p in master_notebooks() if _graded(p)]
 
 
 def _nbgrader(course: Path, env: dict[str, str], *args: str, timeout: int = 1200) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={course}"],
-        cwd=course,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    result = nbgrader(course, *args, env=env, timeout=timeout)
     assert result.returncode == 0, (
         f"nbgrader {args[0]} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     )

@@ -13,18 +13,23 @@ from __future__ import annotations
 import json
 import socket
 import sqlite3
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gradeday.nbgrader_cli import nbgrader_env
-from gradeday.probe import ASSIGNMENT, HIDDEN_MARKER, NOTEBOOK, SOLUTIONS, probe_course, submission
 
 from dspy_workbook.grading import execute as nbgrader_execute
 from dspy_workbook.grading.sandbox import SandboxUnavailable, sandbox_mode
+from tools.gradeday.nbgrader_cli import nbgrader, venv_env
+from tools.gradeday.probe import (
+    ASSIGNMENT,
+    HIDDEN_MARKER,
+    NOTEBOOK,
+    SOLUTIONS,
+    probe_course,
+    submission,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -147,22 +152,7 @@ def listener() -> Iterator[Listener]:
 
 def _class_course(tmp: Path, root: Path, students: dict[str, tuple[dict[str, str], float]]) -> Path:
     course = probe_course(tmp, root / "nbgrader_config.py")
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "nbgrader",
-            "generate_assignment",
-            ASSIGNMENT,
-            "--force",
-            f"--CourseDirectory.root={course}",
-        ],
-        cwd=course,
-        env=nbgrader_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    run = nbgrader(course, "generate_assignment", ASSIGNMENT, "--force", timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
     release = course / "release" / ASSIGNMENT / NOTEBOOK
     for student, (answers, _) in students.items():
@@ -173,22 +163,14 @@ def _class_course(tmp: Path, root: Path, students: dict[str, tuple[dict[str, str
 
 
 def _autograde(course: Path, sandbox: str) -> str:
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "nbgrader",
-            "autograde",
-            ASSIGNMENT,
-            "--force",
-            f"--CourseDirectory.root={course}",
-            "--Execute.timeout=15",
-            "--GradingExecute.sandbox_memory_mb=1024",
-        ],
-        cwd=course,
-        env=nbgrader_env({"WORKBOOK_SANDBOX": sandbox, "GRADER_API_KEY": "not-for-students"}),
-        capture_output=True,
-        text=True,
+    run = nbgrader(
+        course,
+        "autograde",
+        ASSIGNMENT,
+        "--force",
+        "--Execute.timeout=15",
+        "--GradingExecute.sandbox_memory_mb=1024",
+        env=venv_env({"WORKBOOK_SANDBOX": sandbox, "GRADER_API_KEY": "not-for-students"}),
         timeout=300,
     )
     # nbgrader exits 1 only when a submission could not be graded at all: none may fail here.

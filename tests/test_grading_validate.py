@@ -17,10 +17,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from gradeday.probe import ASSIGNMENT, NOTEBOOK, probe_course
 
 from dspy_workbook.grading.validate import validate
 from dspy_workbook.grading.validate_extension import run_validation
+from tools.gradeday.probe import ASSIGNMENT, NOTEBOOK, probe_course
 
 pytestmark = pytest.mark.slow  # nbgrader's Validator and real kernels
 

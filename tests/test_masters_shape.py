@@ -16,7 +16,8 @@ import re
 from pathlib import Path
 
 import pytest
-from build import ASSIGNMENT, ROOT, master_notebooks
+
+from tools.build import ASSIGNMENT, ROOT, master_notebooks
 
 EXERCISES = [p for p in master_notebooks() if not p.stem.startswith("00")]
 STUB = "raise NotImplementedError()"

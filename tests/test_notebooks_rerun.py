@@ -12,10 +12,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from build import master_notebooks
 from nbclient import NotebookClient
 
 from dspy_workbook.grading import grading_env
+from tools.build import master_notebooks
 
 pytestmark = pytest.mark.slow
 MASTERS = master_notebooks()

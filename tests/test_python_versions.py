@@ -21,13 +21,13 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import bundle  # tools/ is on sys.path (tests/conftest.py)
 import pytest
-from answer_key import ANSWER_KEYS as KEYS
-from answer_key import run_answer_key
 from packaging.utils import canonicalize_name
 
 from dspy_workbook.grading import grading_env
+from tools import bundle
+from tools.answer_key import ANSWER_KEYS as KEYS
+from tools.answer_key import run_answer_key
 
 ROOT = Path(__file__).resolve().parents[1]
 VERSIONS = ["3.12", "3.13"]

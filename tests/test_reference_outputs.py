@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from build import master_notebooks
+
+from tools.build import master_notebooks
 
 MASTERS = master_notebooks()
 

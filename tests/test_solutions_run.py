@@ -6,9 +6,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from answer_key import ANSWER_KEYS, run_answer_key
 
 from dspy_workbook.grading import grading_env
+from tools.answer_key import ANSWER_KEYS, run_answer_key
 
 
 @pytest.mark.slow

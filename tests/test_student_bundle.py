@@ -13,13 +13,11 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from build import masters
+
+from tools import bundle, leak_search
+from tools.build import masters
 
 pytestmark = pytest.mark.slow
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-import bundle  # noqa: E402
-import leak_search  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,6 @@
 """The master's real answers, for tests and benchmarks: no hand-written copies that drift.
 
-    sys.path.insert(0, str(ROOT / "tools"))
-    from answer_key import load_solutions
+    from tools.answer_key import load_solutions  # the root on sys.path: pytest, PYTHONPATH=.
 
     key = load_solutions("02_async", "run_bounded", "token_bucket")
     await key.run_bounded(program, questions, 4)

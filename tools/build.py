@@ -20,13 +20,18 @@ import argparse
 import ast
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import jupytext
 import nbformat
+
+if not __package__:  # run as `python tools/build.py`: the root, for `tools.…` imports
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+from dspy_workbook.env import CACHE_DIR
+from tools.gradeday.nbgrader_cli import nbgrader, venv_env
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENT = "ch07"
@@ -147,16 +152,6 @@ def _wrap_top_level_await(body: str) -> str:
         )
 
 
-def venv_env() -> dict[str, str]:
-    """This interpreter's environment, its bin/ first on PATH (nbgrader runs `alembic`)."""
-    bin_dir = str(Path(sys.executable).parent)
-    return {
-        **os.environ,
-        "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
-        "PYTHONPATH": str(ROOT),
-    }
-
-
 def _release(masters_dir: Path, work: Path) -> dict[str, str]:
     """Run `nbgrader generate_assignment` on copies of the master notebooks; return name -> text."""
     course = work / "course"
@@ -164,23 +159,8 @@ def _release(masters_dir: Path, work: Path) -> dict[str, str]:
     shutil.copy(ROOT / "nbgrader_config.py", course / "nbgrader_config.py")
     for nb_path in sorted(masters_dir.glob("*.ipynb")):
         shutil.copy(nb_path, course / "source" / ASSIGNMENT / nb_path.name)
-    env = venv_env()
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "nbgrader",
-            "generate_assignment",
-            ASSIGNMENT,
-            "--force",
-            f"--CourseDirectory.root={course}",
-            "--log-level=WARN",
-        ],
-        cwd=course,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    result = nbgrader(
+        course, "generate_assignment", ASSIGNMENT, "--force", "--log-level=WARN", timeout=600
     )
     if result.returncode != 0:
         raise SystemExit(f"nbgrader generate_assignment failed:\n{result.stdout}\n{result.stderr}")
@@ -231,12 +211,12 @@ def execute_masters(timeout: int, only: list[str]) -> None:
 
     # Caches and logs of the run go to a temporary folder, never into source/ (nbgrader ships it).
     scratch = tempfile.mkdtemp(prefix="workbook-execute-")
-    os.environ.setdefault("WORKBOOK_CACHE_DIR", scratch)
+    os.environ.setdefault(CACHE_DIR, scratch)
     for py_path in [p for p in masters() if _chosen(p, only)]:
         ipynb = py_path.with_suffix(".ipynb")
         nb = nbformat.read(ipynb, as_version=4)
         print(f"executing {ipynb.relative_to(ROOT)} …", flush=True)
-        os.environ.update(venv_env())
+        os.environ.update(venv_env({"PYTHONPATH": str(ROOT)}))
         NotebookClient(
             nb,
             timeout=timeout,

@@ -20,14 +20,16 @@ import sys
 import time
 from pathlib import Path
 
-# Run as a script, Python puts tools/ (this file's folder) first on sys.path.
-from gradeday.autograde import StudentRun, autograde_class
-from gradeday.collect import LMS_PATTERN, CollectError, collect_folder, collect_zip
-from gradeday.nbgrader_cli import nbgrader, nbgrader_env
-from gradeday.precheck import precheck
-from gradeday.report import student_report
+if not __package__:  # run as `python tools/grade_class.py`: the root, for `tools.…` imports
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
+from dspy_workbook.env import SANDBOX
 from dspy_workbook.grading.limits import CELL_SECONDS, STUDENT_SECONDS
+from tools.gradeday.autograde import StudentRun, autograde_class
+from tools.gradeday.collect import LMS_PATTERN, CollectError, collect_folder, collect_zip
+from tools.gradeday.nbgrader_cli import nbgrader, venv_env
+from tools.gradeday.precheck import precheck
+from tools.gradeday.report import student_report
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -89,7 +91,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
             "run `grade_class.py collect` first"
         )
     print(_sandbox_banner(args.sandbox))
-    env = nbgrader_env({"WORKBOOK_SANDBOX": {"on": "1", "off": "0"}.get(args.sandbox, "auto")})
+    env = venv_env({SANDBOX: {"on": "1", "off": "0"}.get(args.sandbox, "auto")})
     if not _has_assignment(course, assignment):
         run = nbgrader(course, "generate_assignment", assignment, "--force", env=env)
         if run.returncode != 0:

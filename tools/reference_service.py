@@ -6,7 +6,7 @@ rate limiter) and has no default for them. Tests, benchmarks, the container imag
 handler get the reference parts from here, built from the master's solution cells — there is no
 second copy to drift:
 
-    from reference_service import parts                    # in tests (tools/ is on sys.path)
+    from tools.reference_service import parts              # in tests and benchmarks
     create_app(settings, parts=parts())
 
     WORKBOOK_SERVICE_PARTS=/path/to/tools/reference_service.py:parts \\

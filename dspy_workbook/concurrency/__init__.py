@@ -4,12 +4,10 @@ The runner, the rate limiter, the timeout and the streaming helpers are what stu
 notebook; this package only measures what their code does and supplies programs to run it on.
 `trial_bucket` floods a rate limiter on a loop whose clock skips idle waits (`FastForwardLoop`),
 so a test of seconds of traffic takes milliseconds.
-Latency percentiles come from the workbook's one summary, `dspy_workbook.stats` (re-exported here
-as `percentile` and `LatencySummary` for code written against earlier versions).
+Latency percentiles come from the workbook's one summary, `dspy_workbook.stats`.
 """
 
 from ..progress import progress, progress_enabled
-from ..stats import LatencySummary, percentile
 from ._fastforward import FastForwardLoop, run_fast_forward
 from ._flood import Flood, FloodUnfinished, flood, trial_bucket
 from ._inflight import InFlight
@@ -30,7 +28,6 @@ __all__ = [
     "FloodUnfinished",
     "InFlight",
     "Overrun",
-    "LatencySummary",
     "ScriptedFailure",
     "ScriptedQA",
     "ThroughputRow",
@@ -41,7 +38,6 @@ __all__ = [
     "max_per_window",
     "measure_concurrent",
     "measure_sequential",
-    "percentile",
     "plot_throughput",
     "progress",
     "progress_enabled",

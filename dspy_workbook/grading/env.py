@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from ..env import GRADING_LM, LM, SIM_LATENCY, read
+
 __all__ = ["GRADING_ENV", "grading_env"]
 
-GRADING_ENV: Mapping[str, str] = {"WORKBOOK_LM": "sim", "WORKBOOK_SIM_LATENCY": "0.01"}
+GRADING_ENV: Mapping[str, str] = {LM: "sim", SIM_LATENCY: "0.01"}
 
 
 def grading_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -21,6 +23,7 @@ def grading_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     """
     env = dict(os.environ if base is None else base)
     env.update(GRADING_ENV)
-    if env.get("WORKBOOK_GRADING_LM"):
-        env["WORKBOOK_LM"] = env["WORKBOOK_GRADING_LM"]
+    backend = read(GRADING_LM, env)
+    if backend is not None:
+        env[LM] = backend
     return env

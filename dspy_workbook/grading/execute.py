@@ -40,6 +40,7 @@ from nbgrader.preprocessors import Execute
 from nbgrader.utils import is_grade
 from traitlets import Enum, Float, Integer, List, Unicode
 
+from ..env import SANDBOX
 from .env import grading_env
 from .limits import STUDENT_SECONDS
 from .sandbox import (
@@ -52,6 +53,9 @@ from .sandbox import (
 )
 
 __all__ = ["GradingExecute", "SandboxedKernelManager", "last_graded_cell"]
+
+# Why a missing sandbox is an error, not a warning: it was asked for.
+_SANDBOX_ON = f"the grading sandbox is on ({SANDBOX}=1 or GradingExecute.sandbox='on')"
 
 
 class _Process:
@@ -146,7 +150,7 @@ class GradingExecute(Execute):
         bwrap = bwrap_path()
         if bwrap is None:
             if mode == "on":
-                raise SandboxUnavailable(f"WORKBOOK_SANDBOX=1 but bwrap is missing: {INSTALL_HINT}")
+                raise SandboxUnavailable(f"{_SANDBOX_ON} but bwrap is missing: {INSTALL_HINT}")
             self.log.warning(
                 "NOT SANDBOXED: bwrap was not found, so student code runs with your "
                 "rights (it can read the masters and the gradebook); %s",
@@ -157,7 +161,7 @@ class GradingExecute(Execute):
         if problem is not None:
             if mode == "on":
                 raise SandboxUnavailable(
-                    f"WORKBOOK_SANDBOX=1 but bubblewrap cannot make a sandbox here: {problem}"
+                    f"{_SANDBOX_ON} but bubblewrap cannot make a sandbox here: {problem}"
                 )
             self.log.warning(
                 "NOT SANDBOXED: bubblewrap is installed but cannot make a sandbox here (%s; "

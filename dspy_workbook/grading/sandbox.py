@@ -26,8 +26,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..env import CACHE_DIR, PREFIX, SANDBOX
+
 __all__ = [
-    "SANDBOX_ENV",
     "Sandbox",
     "SandboxUnavailable",
     "bwrap_path",
@@ -35,7 +36,6 @@ __all__ = [
     "sandbox_mode",
 ]
 
-SANDBOX_ENV = "WORKBOOK_SANDBOX"
 INSTALL_HINT = "install bubblewrap (Debian/Ubuntu: sudo apt-get install bubblewrap)"
 
 # Inside the sandbox: a private /tmp (tmpfs) holds home and the workbook's caches.
@@ -45,7 +45,7 @@ SANDBOX_CACHE = "/tmp/workbook_cache"
 
 # The grader's environment variables a sandboxed kernel gets; everything else stays outside.
 _PASSED = {"PATH", "LANG", "LANGUAGE", "TZ", "TERM", "VIRTUAL_ENV", "CONDA_PREFIX", "MPLBACKEND"}
-_PASSED_PREFIXES = ("LC_", "WORKBOOK_", "JPY_", "PYTHON", "COVERAGE_", "OMP_", "NBGRADER_")
+_PASSED_PREFIXES = ("LC_", PREFIX, "JPY_", "PYTHON", "COVERAGE_", "OMP_", "NBGRADER_")
 # Readable by root only, but the grader may be root: each is replaced by an empty file.
 _SECRET_FILES = ("/etc/shadow", "/etc/gshadow", "/etc/sudoers")
 
@@ -56,14 +56,14 @@ class SandboxUnavailable(RuntimeError):
 
 def sandbox_mode(env: Mapping[str, str] | None = None) -> str:
     """`on`, `off` or `auto`, from `$WORKBOOK_SANDBOX` (unset or empty: `auto`)."""
-    value = (os.environ if env is None else env).get(SANDBOX_ENV, "").strip().lower()
+    value = (os.environ if env is None else env).get(SANDBOX, "").strip().lower()
     if value in ("", "auto"):
         return "auto"
     if value in ("1", "on", "yes", "true"):
         return "on"
     if value in ("0", "off", "no", "false"):
         return "off"
-    raise ValueError(f"{SANDBOX_ENV}={value!r}: use 1 (required), 0 (off) or auto")
+    raise ValueError(f"{SANDBOX}={value!r}: use 1 (required), 0 (off) or auto")
 
 
 def bwrap_path() -> str | None:
@@ -174,7 +174,7 @@ class Sandbox:
         inner.update(
             {
                 "HOME": SANDBOX_HOME,
-                "WORKBOOK_CACHE_DIR": SANDBOX_CACHE,
+                CACHE_DIR: SANDBOX_CACHE,
                 "TMPDIR": "/tmp",
                 "IPYTHONDIR": f"{SANDBOX_HOME}/.ipython",
                 "MPLCONFIGDIR": f"{SANDBOX_HOME}/.matplotlib",

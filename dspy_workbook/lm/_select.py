@@ -19,13 +19,13 @@ from dataclasses import dataclass
 import dspy
 
 from .._errors import BackendError
+from ..env import LM, sim_latency
 from ._hosted import CourseJSONAdapter, HostedLM
 from ._sim import AsyncSimEngine, SimEngine, sim_lm
 
 __all__ = ["BACKEND_ENV", "BackendInfo", "backend_name", "course_lm", "describe", "setup"]
 
-BACKEND_ENV = "WORKBOOK_LM"
-SIM_LATENCY_ENV = "WORKBOOK_SIM_LATENCY"
+BACKEND_ENV = LM
 DEFAULT_BACKEND = "local"
 
 
@@ -85,7 +85,7 @@ def course_lm(backend: str | None = None, **options) -> dspy.LM:
 
         return local_lm(**options)
     if name == "sim":
-        options.setdefault("latency", float(os.environ.get(SIM_LATENCY_ENV, "0.2")))
+        options.setdefault("latency", sim_latency())
         return sim_lm(**options)
     return _hosted_lm(name, **options)
 

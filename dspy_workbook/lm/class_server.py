@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .._errors import BackendError
+from ..env import LM
 from ..net import free_port, stop_process
 from .local.model_file import local_model_path
 
@@ -81,7 +82,7 @@ def student_env(base_url: str, api_key: str, alias: str = DEFAULT_ALIAS) -> dict
     reads ``OPENAI_BASE_URL``); with a base set, DSPy routes the call through LiteLLM.
     """
     return {
-        "WORKBOOK_LM": f"openai/{alias}",
+        LM: f"openai/{alias}",
         "OPENAI_API_BASE": base_url.rstrip("/"),
         "OPENAI_API_KEY": api_key,
     }

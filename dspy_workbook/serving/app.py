@@ -41,33 +41,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .auth import API_KEY_HEADER, API_KEY_SCHEME, document_api_key
 from .cache import answer_key
-from .errors import STATUS_TYPES, ServiceError, classify_error, error_response
+from .errors import STATUS_TYPES, ServiceError, error_response
 from .limiter import rate_headers
 from .metrics import CONTENT_TYPE_LATEST, ServiceMetrics
 from .middleware import ObserveMiddleware, request_id_of
-from .models import ErrorBody, ErrorDetail, PredictResponse, error_doc
+from .models import PredictResponse, error_doc
 from .readiness import READY_CACHE_SECONDS, probe_lm
-from .service import Answer, Service, ServiceParts, parts_from_env, take_token
+from .service import Service, ServiceParts, parts_from_env, take_token
 from .settings import Settings
 
-# Every public name of the service stays importable from here, as before the split into modules.
-__all__ = [
-    "API_KEY_HEADER",
-    "API_KEY_SCHEME",
-    "PREDICT_ERRORS",
-    "READY_CACHE_SECONDS",
-    "Answer",
-    "ErrorBody",
-    "ErrorDetail",
-    "ObserveMiddleware",
-    "PredictResponse",
-    "Service",
-    "ServiceError",
-    "ServiceParts",
-    "app_from_env",
-    "classify_error",
-    "create_app",
-]
+__all__ = ["PREDICT_ERRORS", "app_from_env", "create_app"]
 
 # The documented error responses of `POST /predict` (the schema is `ErrorBody` for all of them).
 PREDICT_ERRORS: dict[int | str, dict[str, Any]] = {

@@ -20,6 +20,7 @@ from typing import Any
 import dspy
 from pydantic import BaseModel
 
+from ..env import SERVICE_PARTS
 from .cache import AnswerCache, MemoryAnswerCache, RedisAnswerCache
 from .confidence import agreement_confidence, logprob_confidence
 from .errors import classify_error
@@ -39,7 +40,7 @@ __all__ = [
     "parts_from_env",
 ]
 
-PARTS_VARIABLE = "WORKBOOK_SERVICE_PARTS"
+PARTS_VARIABLE = SERVICE_PARTS  # `module:name` of the parts (dspy_workbook/env.py)
 
 
 @dataclass(frozen=True, kw_only=True)

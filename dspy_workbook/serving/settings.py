@@ -29,6 +29,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+from .. import env as var
+
 __all__ = ["WHEN_REDIS_DOWN", "Settings", "key_problem", "parse_api_keys"]
 
 WHEN_REDIS_DOWN = ("allow", "refuse")
@@ -64,10 +66,10 @@ def parse_api_keys(text: str) -> dict[str, str]:
         name, sep, key = item.partition(":")
         name, key = (name.strip(), key.strip()) if sep else (f"client-{number + 1}", name.strip())
         if not key:
-            raise ValueError(f"API key entry {number + 1} of WORKBOOK_API_KEYS is empty")
+            raise ValueError(f"API key entry {number + 1} of {var.API_KEYS} is empty")
         problem = key_problem(name, key)
         if problem:
-            raise ValueError(f"WORKBOOK_API_KEYS: {problem}")
+            raise ValueError(f"{var.API_KEYS}: {problem}")
         keys[name] = key
     return keys
 
@@ -144,7 +146,7 @@ class Settings:
                 if self.redis_url
                 else {}
             ),
-            "backend": self.backend or "(WORKBOOK_LM)",
+            "backend": self.backend or f"({var.LM})",
         }
 
     def with_(self, **changes: object) -> Settings:
@@ -156,16 +158,16 @@ class Settings:
         """Read every `WORKBOOK_*` variable of the table in the module docstring."""
         env = os.environ if env is None else env
         return cls(
-            api_keys=parse_api_keys(env.get("WORKBOOK_API_KEYS", "")),
-            rate_per_second=_number(env, "WORKBOOK_RATE_PER_SECOND", 5.0, 0.001),
-            rate_burst=int(_number(env, "WORKBOOK_RATE_BURST", 10, 1)),
-            max_question_chars=int(_number(env, "WORKBOOK_MAX_QUESTION_CHARS", 2000, 1)),
-            lm_timeout=_number(env, "WORKBOOK_LM_TIMEOUT", 20.0, 0.001),
-            confidence=env.get("WORKBOOK_CONFIDENCE", "auto").strip() or "auto",
-            confidence_samples=int(_number(env, "WORKBOOK_CONFIDENCE_SAMPLES", 3, 2)),
-            cache_size=int(_number(env, "WORKBOOK_CACHE_SIZE", 1024, 0)),
-            redis_url=env.get("WORKBOOK_REDIS_URL") or None,
-            redis_timeout=_number(env, "WORKBOOK_REDIS_TIMEOUT", 0.5, 0.001),
-            when_redis_down=(env.get("WORKBOOK_WHEN_REDIS_DOWN") or "allow").strip().lower(),
-            backend=env.get("WORKBOOK_LM") or None,
+            api_keys=parse_api_keys(env.get(var.API_KEYS, "")),
+            rate_per_second=_number(env, var.RATE_PER_SECOND, 5.0, 0.001),
+            rate_burst=int(_number(env, var.RATE_BURST, 10, 1)),
+            max_question_chars=int(_number(env, var.MAX_QUESTION_CHARS, 2000, 1)),
+            lm_timeout=_number(env, var.LM_TIMEOUT, 20.0, 0.001),
+            confidence=env.get(var.CONFIDENCE, "auto").strip() or "auto",
+            confidence_samples=int(_number(env, var.CONFIDENCE_SAMPLES, 3, 2)),
+            cache_size=int(_number(env, var.CACHE_SIZE, 1024, 0)),
+            redis_url=env.get(var.REDIS_URL) or None,
+            redis_timeout=_number(env, var.REDIS_TIMEOUT, 0.5, 0.001),
+            when_redis_down=(env.get(var.WHEN_REDIS_DOWN) or "allow").strip().lower(),
+            backend=env.get(var.LM) or None,
         )

@@ -28,7 +28,7 @@ from typing import Any
 from dspy.utils.callback import BaseCallback
 from dspy.utils.callback_context import ACTIVE_CALL_ID
 
-from ._span import Span, lm_usage
+from ._span import Span, SpanKind, lm_usage
 
 __all__ = ["TracerHooks", "UNFINISHED_MESSAGE"]
 
@@ -64,7 +64,7 @@ class TracerHooks(BaseCallback):
         self._lock = threading.RLock()
         self._claimed: set[str] = set()  # lm.history entries already matched to a span
 
-    def _start(self, call_id: str, kind: str, instance: Any, inputs: dict[str, Any]) -> None:
+    def _start(self, call_id: str, kind: SpanKind, instance: Any, inputs: dict[str, Any]) -> None:
         raise NotImplementedError()
 
     def _end(self, call_id: str, outputs: Any, exception: BaseException | None) -> None:
@@ -118,11 +118,11 @@ class TracerHooks(BaseCallback):
             print(message)
 
     # ---- adapter steps: one span per step, inputs by name -------------------------------------
-    def _adapter_calls(self) -> dict[str, tuple[str, int, bool]]:
+    def _adapter_calls(self) -> dict[str, tuple[SpanKind, int, bool]]:
         """call id -> (kind, id(adapter), is an echo) of the adapter steps running now."""
         return self.__dict__.setdefault("_adapter_state", {})
 
-    def _adapter_start(self, call_id: str, kind: str, instance: Any, inputs: dict) -> None:
+    def _adapter_start(self, call_id: str, kind: SpanKind, instance: Any, inputs: dict) -> None:
         running = self._adapter_calls()
         step = (kind, id(instance))
         outer = running.get(ACTIVE_CALL_ID.get())
@@ -180,7 +180,7 @@ class TracerHooks(BaseCallback):
         self._guarded("_end", call_id, outputs, exception)
 
 
-def _named_inputs(instance: Any, kind: str, inputs: dict[str, Any]) -> dict[str, Any]:
+def _named_inputs(instance: Any, kind: SpanKind, inputs: dict[str, Any]) -> dict[str, Any]:
     """An outer, re-wrapped adapter step arrives as `{"args": (...), "kwargs": {...}}` (DSPy reads
     the wrapper's signature): name its arguments the way the adapter's own method does."""
     if not (set(inputs) <= {"args", "kwargs"} and isinstance(inputs.get("args"), tuple)):

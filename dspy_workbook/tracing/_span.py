@@ -33,7 +33,7 @@ class Span:
 
     id: str
     parent_id: str | None
-    kind: str
+    kind: SpanKind
     name: str
     start: float  # time.perf_counter() when the call began
     inputs: dict[str, Any] = field(default_factory=dict)
@@ -70,7 +70,7 @@ def span_name(instance: Any) -> str:
 
 
 def open_span(
-    call_id: str, parent_id: str | None, kind: str, instance: Any, inputs: Mapping[str, Any]
+    call_id: str, parent_id: str | None, kind: SpanKind, instance: Any, inputs: Mapping[str, Any]
 ) -> Span:
     """A new, running `Span` for a call that starts now: readable name, tidy inputs, start times.
 

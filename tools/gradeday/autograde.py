@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from .nbgrader_cli import config_dir, nbgrader_command, nbgrader_env
+from .nbgrader_cli import config_dir, nbgrader_command, venv_env
 
 __all__ = ["StudentRun", "autograde_class", "use_wal"]
 
@@ -98,7 +98,7 @@ def autograde_class(
     on_done: Callable[[StudentRun], None] | None = None,
 ) -> list[StudentRun]:
     """Grade `students` with up to `jobs` nbgrader processes at once; one `StudentRun` each."""
-    env = env or nbgrader_env()
+    env = env or venv_env()
     gradebook = course / "gradebook.db"
     if jobs > 1 and gradebook.exists():
         use_wal(gradebook)

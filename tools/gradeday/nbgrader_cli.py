@@ -1,4 +1,5 @@
-"""Run nbgrader as a subprocess of this virtualenv, from a plain shell: one command line for all."""
+"""Run nbgrader as a subprocess of this virtualenv: the one command line, and the one environment
+(this virtualenv's bin/ first on PATH) that every tool, test and benchmark starts it with."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["config_dir", "nbgrader", "nbgrader_command", "nbgrader_env"]
+__all__ = ["config_dir", "nbgrader", "nbgrader_command", "venv_env"]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,8 +20,9 @@ def config_dir(course: Path) -> Path:
     return course if (course / "nbgrader_config.py").is_file() else ROOT
 
 
-def nbgrader_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """This environment with the venv's bin/ first on PATH (nbgrader shells out to `alembic`)."""
+def venv_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This environment with this interpreter's bin/ first on PATH (nbgrader shells out to
+    `alembic`, notebooks to `jupyter`), then `extra` on top."""
     bin_dir = str(Path(sys.executable).parent)
     return {
         **os.environ,
@@ -43,7 +45,7 @@ def nbgrader(
     return subprocess.run(
         nbgrader_command(*args, f"--CourseDirectory.root={course}"),
         cwd=config_dir(course),
-        env=env or nbgrader_env(),
+        env=env or venv_env(),
         capture_output=True,
         text=True,
         timeout=timeout,
