@@ -301,7 +301,11 @@ async def _main() -> None:
     print(settings)
     with TestClient(my_service(settings)) as client:
         for question in ("What is the capital of France?", "What will the weather be on 3 May 2091?"):
-            body = client.post("/predict", json={"question": question}, headers=BOB).json()
+            response = client.post("/predict", json={"question": question}, headers=BOB)
+            body = response.json()
+            if response.status_code != 200:  # e.g. 504: a busy model took over settings.lm_timeout
+                print(f"{response.status_code} {body['error']['type']:9} {question}")
+                continue
             print(
                 f"{body['confidence']:.2f} {body['confidence_method']:9} {question} -> {body['answer']!r}"
             )

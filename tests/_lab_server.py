@@ -20,16 +20,19 @@ import tempfile
 import threading
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import nbformat
 
 from dspy_workbook.net import free_port
 
 __all__ = [
+    "execute_on_channels",
     "TOKEN",
     "Lab",
     "StatusPolls",
@@ -258,3 +261,38 @@ def running_lab(
                     pass
             if output is not subprocess.DEVNULL:
                 output.close()
+
+
+def execute_on_channels(ws: Any, code: str, timeout: float, username: str = "test") -> str:
+    """Run `code` in the kernel behind `ws` (its open `/channels` websocket), as JupyterLab
+    sends a cell; its stdout once the kernel is idle again. A raised error or `timeout`
+    seconds without finishing fail the test."""
+    msg_id = uuid.uuid4().hex
+    header = {"msg_id": msg_id, "msg_type": "execute_request", "username": username}
+    content = {"code": code, "silent": False, "store_history": False, "allow_stdin": False}
+    ws.send(
+        json.dumps(
+            {
+                "header": {**header, "session": uuid.uuid4().hex, "version": "5.3"},
+                "parent_header": {},
+                "metadata": {},
+                "channel": "shell",
+                "content": {**content, "user_expressions": {}, "stop_on_error": True},
+            }
+        )
+    )
+    out, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        msg = json.loads(ws.recv())
+        if msg.get("parent_header", {}).get("msg_id") != msg_id:
+            continue
+        kind = msg["header"]["msg_type"]
+        if kind == "stream":
+            out.append(msg["content"]["text"])
+        elif kind == "error":
+            raise AssertionError(
+                f"the kernel raised {msg['content']['ename']}: {msg['content']['evalue']}"
+            )
+        elif kind == "status" and msg["content"]["execution_state"] == "idle":
+            return "".join(out)
+    raise AssertionError(f"the kernel did not finish within {timeout} s")

@@ -23,18 +23,19 @@ from dspy_workbook.monitoring import CallUsage
 from dspy_workbook.monitoring._prices import price_of
 from dspy_workbook.serving.confidence import logprob_confidence
 from dspy_workbook.serving.errors import classify_error
+from tests import _class_server
 from tests._hosted import Proxy
 
 pytestmark = pytest.mark.local_lm  # needs the model file; the "hosted" tier (see report)
 
-MODEL = "openai/course-model"
+MODEL = _class_server.MODEL  # "openai/course-model"
+class_server = _class_server.class_server  # the shared fixture: pytest finds it here
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClassServer]:
-    log = tmp_path_factory.mktemp("hosted") / "server.log"
-    with ClassServer(alias="course-model", n_threads=1, log_path=log) as running:
-        yield running
+def server(class_server: ClassServer) -> ClassServer:
+    """The course model as ``course-model`` on loopback (`tests/_class_server.py`)."""
+    return class_server
 
 
 @pytest.fixture(scope="session")

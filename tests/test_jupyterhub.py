@@ -21,71 +21,33 @@ from __future__ import annotations
 
 import copy
 import json
-import secrets
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
+import _hub
 import pytest
-import requests
+from _hub import running_hub
+from _hub import start_servers as _start_servers
 from _lab_server import polling_status
 
 from dspy_workbook.grading.validate_extension import VALIDATE_SECONDS
-from dspy_workbook.net import free_port, stop_process, wait_for_http
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-HUB_DIR = ROOT / "hub"
-PROXY = HUB_DIR / "node_modules" / ".bin" / "configurable-http-proxy"
 COURSE_ID = "dspy-ch07"
 ASSIGNMENT = "ch07"
 EXERCISE = "01_caching"  # a real exercise, graded with the repository's nbgrader_config.py
 INSTRUCTOR = "grace"
 STUDENTS = {"ada": "solved", "bo": "blank", "cy": "partial"}
-SERVER_START_SECONDS = 180
 GRADING_SECONDS = 300
 
 
-@dataclass
-class Hub:
-    url: str
-    state: Path
-    process: subprocess.Popen
-    passwords: dict[str, str]
-    tokens: dict[str, str] = field(default_factory=dict)
-    # Every process the hub started (proxy, servers, grading kernels): stopped by id at the end.
-    started: set[psutil.Process] = field(default_factory=set)
-
+class Hub(_hub.Hub):
     @property
     def course(self) -> Path:
         return self.state / "home" / INSTRUCTOR / COURSE_ID
-
-    def log_tail(self, chars: int = 4000) -> str:
-        return (self.state / "hub.log").read_text(errors="replace")[-chars:]
-
-    def track(self) -> None:
-        """Remember the hub's descendants now (servers run in sessions of their own, so they
-        are not in the hub's process group, and outlive it if it dies)."""
-        try:
-            self.started.update(psutil.Process(self.process.pid).children(recursive=True))
-        except psutil.NoSuchProcess:
-            pass
-
-    def call(self, user: str, method: str, path: str, **kwargs: object) -> requests.Response:
-        """`method path` through the proxy, authenticated with `user`'s token."""
-        kwargs.setdefault("timeout", 60)
-        headers = {"Authorization": f"token {self.tokens[user]}"}
-        return requests.request(method, self.url + path, headers=headers, **kwargs)  # type: ignore[arg-type]
-
-    def login(self, user: str, password: str) -> requests.Response:
-        """Ask the hub for a token with a user name and password (the Authenticator decides)."""
-        body = {"auth": {"username": user, "password": password}, "note": "test"}
-        return requests.post(f"{self.url}/hub/api/users/{user}/tokens", json=body, timeout=60)
 
 
 def _course(home: Path) -> None:
@@ -97,76 +59,16 @@ def _course(home: Path) -> None:
     (course / "nbgrader_config.py").write_text((ROOT / "nbgrader_config.py").read_text())
 
 
-def _stop(hub: Hub) -> None:
-    """SIGTERM to the hub (it stops the servers and the proxy), then kill whatever it left."""
-    hub.track()
-    stop_process(hub.process, grace=30)
-    _, alive = psutil.wait_procs(hub.started, timeout=15)
-    for process in alive:
-        process.kill()
-    psutil.wait_procs(alive, timeout=10)
-
-
 @pytest.fixture(scope="module")
 def hub(
     tmp_path_factory: pytest.TempPathFactory, venv_env: dict[str, str], hub_proxy_binary: Path
 ) -> Iterator[Hub]:
     state = tmp_path_factory.mktemp("hub")
-    (state / "instructors.txt").write_text(f"{INSTRUCTOR}\n")
-    (state / "students.txt").write_text("# the class\n" + "\n".join(STUDENTS) + "\n")
     _course(state / "home" / INSTRUCTOR)
-    passwords = {name: secrets.token_urlsafe(12) for name in ("student", "instructor")}
-    passwords["instructor"] += secrets.token_urlsafe(24)  # the hub wants 32 characters at least
-    env = {
-        **venv_env,
-        "WORKBOOK_HUB_MODE": "trial",
-        "WORKBOOK_HUB_DIR": str(state),
-        "WORKBOOK_HUB_STUDENT_PASSWORD": passwords["student"],
-        "WORKBOOK_HUB_INSTRUCTOR_PASSWORD": passwords["instructor"],
-    }
-    public, hub_port, proxy_api = free_port(), free_port(), free_port()
-    with (state / "hub.log").open("w") as log:
-        process = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "jupyterhub"),
-                "-f",
-                str(HUB_DIR / "jupyterhub_config.py"),
-                f"--JupyterHub.bind_url=http://127.0.0.1:{public}",
-                f"--JupyterHub.hub_port={hub_port}",
-                f"--ConfigurableHTTPProxy.api_url=http://127.0.0.1:{proxy_api}",
-            ],
-            cwd=state,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    hub = Hub(f"http://127.0.0.1:{public}", state, process, passwords)
-    try:
-        try:
-            wait_for_http(f"{hub.url}/hub/health", 90)
-        except TimeoutError as error:
-            raise AssertionError(f"{error}\n{hub.log_tail()}") from error
-        hub.track()
+    with running_hub(
+        state, venv_env, instructors=[INSTRUCTOR], students=list(STUDENTS), hub_class=Hub
+    ) as hub:
         yield hub
-    finally:
-        _stop(hub)
-
-
-def _start_servers(hub: Hub, users: list[str]) -> None:
-    for user in users:
-        response = hub.call(user, "POST", f"/hub/api/users/{user}/server")
-        assert response.status_code in (201, 202), f"{user}: {response.text}\n{hub.log_tail()}"
-    waiting = set(users)
-    deadline = time.monotonic() + SERVER_START_SECONDS
-    while waiting and time.monotonic() < deadline:
-        for user in sorted(waiting):
-            model = hub.call(user, "GET", f"/hub/api/users/{user}").json()
-            if model["servers"].get("", {}).get("ready"):
-                waiting.discard(user)
-        time.sleep(0.5)
-    hub.track()
-    assert not waiting, f"not ready in {SERVER_START_SECONDS} s: {waiting}\n{hub.log_tail()}"
 
 
 def _formgrader(hub: Hub, action: str) -> dict:

@@ -10,16 +10,14 @@ the nbgrader server extension) shows up here; nbval never goes through the serve
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import websocket
-from _lab_server import TOKEN, running_lab
+from _lab_server import TOKEN, execute_on_channels, running_lab
 from _lab_server import get as _get
 
 pytestmark = pytest.mark.slow
@@ -39,46 +37,7 @@ def _execute(base: str, code: str, timeout: float = 120) -> str:
         timeout=timeout,
     )
     try:
-        msg_id = uuid.uuid4().hex
-        ws.send(
-            json.dumps(
-                {
-                    "header": {
-                        "msg_id": msg_id,
-                        "msg_type": "execute_request",
-                        "username": "test",
-                        "session": uuid.uuid4().hex,
-                        "version": "5.3",
-                    },
-                    "parent_header": {},
-                    "metadata": {},
-                    "channel": "shell",
-                    "content": {
-                        "code": code,
-                        "silent": False,
-                        "store_history": False,
-                        "user_expressions": {},
-                        "allow_stdin": False,
-                        "stop_on_error": True,
-                    },
-                }
-            )
-        )
-        out, deadline = [], time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            msg = json.loads(ws.recv())
-            if msg.get("parent_header", {}).get("msg_id") != msg_id:
-                continue
-            kind = msg["header"]["msg_type"]
-            if kind == "stream":
-                out.append(msg["content"]["text"])
-            elif kind == "error":
-                raise AssertionError(
-                    f"the kernel raised {msg['content']['ename']}: {msg['content']['evalue']}"
-                )
-            elif kind == "status" and msg["content"]["execution_state"] == "idle":
-                return "".join(out)
-        raise AssertionError(f"the kernel did not finish within {timeout} s")
+        return execute_on_channels(ws, code, timeout)
     finally:
         ws.close()
         urllib.request.urlopen(

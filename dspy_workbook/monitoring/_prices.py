@@ -2,7 +2,13 @@
 
 Prices are per million tokens (input, output) as the providers list them. They change: check
 the provider's page before you rely on a figure, and add your own models to `PRICES`. The
-embedded local model costs nothing per token (you pay for the machine instead). The simulated
+embedded local model costs nothing per token (you pay for the machine instead): it is the only
+backend priced by what it is rather than by the table — its LM's model id is ``local/…``, a
+namespace no LiteLLM provider has, so no hosted call can carry it. Anything else the table does
+not list has an unknown price (`price_of` returns None; a cost becomes NaN in an observation and
+"unknown" in the exported counters), even when it names a small or self-hosted model: the same
+SmolLM2 served by a provider, or a class server, is not free to whoever pays for it. Give a
+self-hosted model its price yourself (``PRICES["openai/my-model"] = Price(0, 0)``). The simulated
 provider is priced like gpt-4o-mini on purpose, so that cost and "cost saved by the cache" show
 real-looking numbers during grading and in the notebook.
 """
@@ -10,6 +16,8 @@ real-looking numbers during grading and in the notebook.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from ..lm.local.model_file import LOCAL_MODEL
 
 __all__ = ["PRICES", "Price", "answer_cost", "price_of"]
 
@@ -34,20 +42,21 @@ PRICES: dict[str, Price] = {
     "sim/scenario-provider": Price(0.15, 0.60),  # Exercise 6's breakable simulator, same price
     "local": Price(0.0, 0.0),
 }
-FREE_PREFIXES = ("local", "llama_cpp/", "ollama/", "ollama_chat/")
+# The embedded engine's model ids (`dspy_workbook.lm.local`): "local/…".
+EMBEDDED_PREFIX = LOCAL_MODEL.split("/", 1)[0] + "/"
 
 
 def price_of(model: str) -> Price | None:
-    """The price of `model`, zero for local models, None when the table does not know it."""
+    """The price of `model`: the table's, zero for the embedded model, None when unknown."""
     if model in PRICES:
         return PRICES[model]
-    if model.startswith(FREE_PREFIXES) or "smollm" in model.lower():
+    if model.startswith(EMBEDDED_PREFIX):
         return PRICES["local"]
     return None
 
 
 def answer_cost(model: str, input_tokens: int, output_tokens: int) -> float:
-    """Dollars for one call; 0.0 for local models; `KeyError` naming the table for unknown ones."""
+    """Dollars for one call; 0.0 for the embedded model; `KeyError` naming the table if unknown."""
     if input_tokens < 0 or output_tokens < 0:
         raise ValueError(f"token counts must be >= 0, got {input_tokens} and {output_tokens}")
     price = price_of(model)

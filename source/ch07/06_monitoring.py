@@ -292,8 +292,9 @@ display(health.describe().loc[["mean", "max"]].round(1))
 # * **Statistics.** Users feel the tail, so service levels say "p95 under 800 ms", not a mean.
 #   Percentiles need many samples: with 25 requests the p95 and p99 are simply the slowest few.
 #   The five repeats were cache hits: no tokens, about a millisecond (the `min`).
-# * **Business numbers.** `cache_hit_rate` is 5 of 25. The local model is free (`total_cost` 0);
-#   on a priced provider `cost_saved_by_cache` is the hits times what a paid answer costs.
+# * **Business numbers.** `cache_hit_rate` is 5 of 25. The local model is free (`total_cost` 0;
+#   a hosted model missing from `wbm.PRICES` has an unknown cost, never 0); on a priced
+#   provider `cost_saved_by_cache` is the hits times what a paid answer costs.
 #   Quality on SmolLM2-135M is **low**: a real measurement, not a bug. Monitoring watches
 #   *changes*, and a baseline of 0.2 can drop just like one of 0.9.
 # * **System health.** The process's CPU (100 % is one core) while the model generates, its
