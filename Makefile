@@ -24,7 +24,7 @@ bundle: setup
 	$(BIN)/python tools/bundle.py
 
 # Tests come in tiers (tests/conftest.py; docs/authoring.md says which test guarantees what).
-# test: every tier, on both cores (pytest-xdist): the end-to-end tests in turn on one worker, the
+# test: every tier, on both cores (pytest-xdist): each end-to-end module on one worker, the
 # rest spread over both; TEST_WORKERS=0 runs everything in this one process.
 # test-fast: the unit tier only (no system program, no model, no notebook run), for a loop of
 # seconds while you work; `make test-fast PYTEST_ARGS=--lf` reruns what failed last time.

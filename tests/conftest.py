@@ -11,9 +11,10 @@ own `tests/conftest.py` marks its items); `unit` is what is left when it needs n
 * `slow` — end to end: nbgrader, `make`, a browser, other Pythons (marker in the file).
 
 `make test-fast` runs `-m unit`; `make test` runs everything on both cores (pytest-xdist,
-`--dist loadgroup`): the end-to-end tests in one group, in turn on one worker, since each already
-keeps a core busy (nbgrader, `make`, JOBS=2 grading); each notebook's nbval cells in one group (one
-kernel per notebook); a module that starts a server or loads the model in one group.
+`--dist loadgroup`): each end-to-end module in one group (its course, hub or lab is built once;
+each module works in folders and ports of its own, so two can run at once); each notebook's nbval
+cells in one group (one kernel per notebook); a module that starts a server or loads the model in
+one group.
 
 A system program is asked for by its fixture (`redis_server_binary`, …): where it is missing the
 test is skipped with the install command, and under CI (`CI=true`) it fails instead, so a CI run
@@ -154,7 +155,10 @@ def _tiers(item: pytest.Item) -> set[str]:
 def _group(item: pytest.Item, tiers: set[str]) -> str | None:
     """The xdist group an item must share (None: any worker, on its own)."""
     if "slow" in tiers:
-        return "e2e"
+        # One group per end-to-end module: its fixtures (a course, a hub, a lab) are built once,
+        # and the two workers take turns through the modules (a single group of them all took
+        # ~20 of the suite's minutes on one worker while the other idled).
+        return f"e2e:{item.path.name}"
     if item.path.suffix == ".ipynb":
         return f"nbval:{item.path.name}"
     if item.nodeid.startswith("tests/test_agreement.py::test_self_check_agrees"):
