@@ -25,10 +25,12 @@ bundle: setup
 
 # Tests come in tiers (tests/conftest.py; docs/authoring.md says which test guarantees what).
 # test: every tier, on both cores (pytest-xdist): each end-to-end module on one worker, the
-# rest spread over both; TEST_WORKERS=0 runs everything in this one process.
+# rest spread over all; TEST_WORKERS=0 runs everything in this one process. Three workers on two
+# cores: the end-to-end tests wait on subprocesses (pip, nbgrader, kernels, browsers) much of
+# the time, and with two workers the load average stayed near 1.5.
 # test-fast: the unit tier only (no system program, no model, no notebook run), for a loop of
 # seconds while you work; `make test-fast PYTEST_ARGS=--lf` reruns what failed last time.
-TEST_WORKERS ?= 2
+TEST_WORKERS ?= 3
 PYTEST = PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest
 XDIST = $(if $(filter 0,$(TEST_WORKERS)),-p no:xdist,-n $(TEST_WORKERS) --dist loadgroup)
 test: setup system-deps hub-proxy

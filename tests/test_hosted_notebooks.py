@@ -5,19 +5,19 @@ llama-cpp-python's OpenAI-compatible server on loopback (`tests/_class_server.py
 student with a provider sets it: ``WORKBOOK_LM=openai/course-model``, ``OPENAI_API_BASE``,
 ``OPENAI_API_KEY``. The cells are executed, not compared with nbval's stored outputs. A master's
 core path is every cell before its first "Going further"/"optional" heading, found the way
-`tools/course_length.py` finds it; the start notebook runs whole, and so do the two masters with
-parts only the embedded model has (`LOCAL_ONLY`: thread settings, llama.cpp's prompt cache,
-quantization), which must say they skip them. Every cell must run without an error; then, per
-notebook: the kernel's `course_lm()` is a `HostedLM` (not the embedded model), the server
-answered the kernel's requests (each kernel talks to it through its own recording proxy,
-`tests/_hosted.py`), and every self-check that ran shows ✅.
+`tools/course_length.py` finds it; the start notebook runs whole; the two masters with parts
+only the embedded model has (`LOCAL_ONLY`: thread settings, llama.cpp's prompt cache,
+quantization) run what decides to skip them, and must say they do. Every cell must run without
+an error; then, per notebook: the kernel's `course_lm()` is a `HostedLM` (not the embedded
+model), the server answered the kernel's requests (each kernel talks to it through its own
+recording proxy, `tests/_hosted.py`), and every self-check that ran shows ✅.
 
 Tier: ``slow``. The notebooks run two kernels at a time against one server (one thread, requests
 queued; three at a time was slower: the server keeps one prompt's state, which interleaved
 kernels keep evicting). Measured on the shared 2-core machine, load average 2–3: 183–207 s for
-all seven, of which the whole of 04 takes 140–152 s (68 requests; its core path alone about 45 s,
-and all seven core paths alone 103 s). Each notebook's time and request count are printed at the
-end of the run (``-s``).
+all seven when the whole of 04 ran (140–152 s, 68 requests); its core path and deciding cell alone
+take about 45 s, and all seven core paths alone 103 s. Each notebook's time and request count are
+printed at the end of the run (``-s``).
 """
 
 from __future__ import annotations
@@ -53,10 +53,14 @@ CELL_TIMEOUT = 300
 SELF_CHECK = re.compile(r"\bex\d\.check_\w+\(")
 VERDICTS = ("✅", "❌", "💡", "💥")
 PROBE = "HOSTED-PROBE "
-# Masters run to their end, and the line each prints where it skips a local-model-only part.
-LOCAL_ONLY = {
-    "02_async": "not the local model: skipped",  # B: concurrency on the in-process model
-    "04_optimization": "skipped (they need the local model)",  # threads, prompt cache, quantization
+# Masters with parts only the embedded model has: the line each prints where it skips them, and
+# which of their Going-further cells run here (None: all). 02 runs whole; of 04 only the cell
+# that decides (`on_local_model`): its llama.cpp experiments then loop over nothing, and its
+# other Going-further experiments (68 model calls, ~100 s here) run on a non-local model in
+# tests/test_notebooks_rerun.py, which takes the same branch on the simulated provider.
+LOCAL_ONLY: dict[str, tuple[str, str | None]] = {
+    "02_async": ("not the local model: skipped", None),  # B: concurrency on the in-process model
+    "04_optimization": ("skipped (they need the local model)", "on_local_model = "),
 }
 # Run after the notebook's own cells, in its kernel: which LM the workbook builds there.
 PROBE_CELL = f"""\
@@ -71,9 +75,9 @@ print({PROBE!r} + _json.dumps({{
 """
 
 
-def core_path(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """`notebook` cut before its first Going-further heading (the core path of course_length)."""
-    cut = next(
+def core_end(notebook: nbformat.NotebookNode) -> int:
+    """The index of `notebook`'s first Going-further heading (the core path of course_length)."""
+    return next(
         (
             i
             for i, cell in enumerate(notebook.cells)
@@ -81,8 +85,6 @@ def core_path(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
         ),
         len(notebook.cells),
     )
-    notebook.cells = notebook.cells[:cut]
-    return notebook
 
 
 @dataclass
@@ -118,8 +120,11 @@ def _text(outputs: list) -> str:
 
 async def _execute(run: Run, env: dict[str, str], workdir: Path, gate: asyncio.Semaphore) -> None:
     notebook = nbformat.read(run.path, as_version=4)
-    if run.name not in LOCAL_ONLY:
-        notebook = core_path(notebook)
+    _, going_further = LOCAL_ONLY.get(run.name, ("", ""))
+    if going_further is not None:
+        end = core_end(notebook)
+        chosen = [c for c in notebook.cells[end:] if going_further and going_further in c.source]
+        notebook.cells = notebook.cells[:end] + chosen
     notebook.cells.append(nbformat.v4.new_code_cell(PROBE_CELL))
     workdir.mkdir(parents=True, exist_ok=True)
     env = {**env, "WORKBOOK_CACHE_DIR": str(workdir / "cache")}  # no two kernels share one
@@ -194,7 +199,8 @@ def test_core_path_runs_on_a_hosted_model(runs: dict[str, Run], name: str) -> No
     assert answered > 0, f"{name}: no request reached the server ({run.proxy.statuses})"
     if name in LOCAL_ONLY:
         printed = "\n".join(_text(c.get("outputs", [])) for c in run.code_cells())
-        assert LOCAL_ONLY[name] in printed, f"{name} did not say it skips its local-only parts"
+        skips = LOCAL_ONLY[name][0]
+        assert skips in printed, f"{name} did not say it skips its local-only parts"
     if name.startswith("00_"):
         return  # the start notebook shows every verdict on purpose (its toy task)
     checks = [c for c in run.code_cells() if SELF_CHECK.search(c.source)]
