@@ -39,7 +39,7 @@ import threading
 import time
 import traceback
 import types
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -473,6 +473,25 @@ class Kernel:
             return run_cell(source, label, self.namespace, self.loop)
 
 
+def _logging_state() -> Callable[[], None]:
+    """Every logger's level, handlers, propagation and on/off now; call the result to put them
+    back. A notebook configures logging for its kernel (Exercise 5 quietens the service's logger,
+    Exercise 3 adds handlers): run in this process, that must not outlast the notebook."""
+    loggers = [logging.getLogger()]
+    loggers += [
+        lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger)
+    ]
+    saved = [(lg, lg.level, lg.handlers[:], lg.propagate, lg.disabled) for lg in loggers]
+
+    def restore() -> None:
+        for lg, level, handlers, propagate, disabled in saved:
+            lg.setLevel(level)
+            lg.handlers[:] = handlers
+            lg.propagate, lg.disabled = propagate, disabled
+
+    return restore
+
+
 def _bounded(seconds: float):
     """`time_bound` where a signal can deliver it (the main thread), else nothing."""
     if threading.current_thread() is threading.main_thread():
@@ -503,7 +522,8 @@ def kernel(
 
     The grading model, a temporary working folder, a `__main__` of its own and an event loop of
     its own last until the `with` block ends; then the environment, the folder, `__main__` and
-    the event loop are as they were (DSPy's settings: `tests/conftest.py`'s autouse fixture).
+    the event loop are as they were, and so is logging (DSPy's settings: `tests/conftest.py`'s
+    autouse fixture).
     """
     from dspy_workbook.grading import GRADING_ENV
 
@@ -520,6 +540,7 @@ def kernel(
 
     saved_env, saved_cwd = dict(os.environ), os.getcwd()
     saved_main = sys.modules.get("__main__")
+    restore_logging = _logging_state()
     work = Path(tempfile.mkdtemp(prefix=f"kernel-{stem}-"))
     os.environ.update(GRADING_ENV)
     os.environ["MPLBACKEND"] = "Agg"
@@ -560,7 +581,7 @@ def kernel(
                     break
         yield state
     finally:
-        logging.getLogger().removeHandler(handler)
+        restore_logging()  # also takes off the handler added above
         if "matplotlib.pyplot" in sys.modules:
             sys.modules["matplotlib.pyplot"].close("all")
         loop.close()

@@ -44,3 +44,17 @@ def test_only_the_solved_task_scores(stem: str, task: str) -> None:
             assert notebook.ran(grade_id).error is not None, (
                 f"{stem}: {grade_id} passed with {other} left blank (a blank task scored)"
             )
+
+
+def test_a_notebook_run_here_leaves_logging_as_it_was() -> None:
+    # Exercise 5's setup quietens the service's logger for its kernel; run in this process, that
+    # must end with the notebook, or a later test's logs vanish depending on test order.
+    import logging
+
+    service = logging.getLogger("dspy_workbook.serving")
+    root_handlers = logging.getLogger().handlers[:]
+    before = (service.level, service.handlers[:], service.propagate, service.disabled)
+    with kernel("05_deployment", until="request_model") as notebook:
+        assert notebook.namespace["logging"].getLogger(service.name).level == logging.CRITICAL
+    assert (service.level, service.handlers, service.propagate, service.disabled) == before
+    assert logging.getLogger().handlers == root_handlers
