@@ -47,6 +47,7 @@ import jupytext
 
 from tests.catalogue import Submission, catalogues
 from tools.answer_key import blank_solutions
+from tools.course_length import core_end
 
 ROOT = Path(__file__).resolve().parents[1]
 MASTERS = ROOT / "source" / "ch07"
@@ -369,14 +370,7 @@ class RunAll:
 
 def optional_start(stem: str, masters: Path = MASTERS) -> int:
     """The index (among all cells) of the first heading that opens the optional part."""
-    import re
-
-    notebook = jupytext.read(masters / f"{stem}.py", fmt="py:percent")
-    heading = re.compile(r"^#+ .*(going further|optional)", re.I | re.M)
-    for i, cell in enumerate(notebook.cells):
-        if cell.cell_type == "markdown" and heading.search(cell.source):
-            return i
-    return len(notebook.cells)
+    return core_end(jupytext.read(masters / f"{stem}.py", fmt="py:percent").cells)
 
 
 def run_all(stem: str, blank: str, masters: Path = MASTERS) -> RunAll:

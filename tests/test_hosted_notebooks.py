@@ -39,7 +39,7 @@ from dspy_workbook.lm.class_server import ClassServer
 from tests._class_server import class_server, kernel_env
 from tests._hosted import Proxy
 from tools.build import master_notebooks
-from tools.course_length import _OPTIONAL_HEADING
+from tools.course_length import core_end
 
 __all__ = ["class_server"]  # the fixture, imported for pytest
 
@@ -73,18 +73,6 @@ print({PROBE!r} + _json.dumps({{
     "configured": type(_dspy.settings.lm).__name__,
 }}))
 """
-
-
-def core_end(notebook: nbformat.NotebookNode) -> int:
-    """The index of `notebook`'s first Going-further heading (the core path of course_length)."""
-    return next(
-        (
-            i
-            for i, cell in enumerate(notebook.cells)
-            if cell.cell_type == "markdown" and _OPTIONAL_HEADING.search(cell.source)
-        ),
-        len(notebook.cells),
-    )
 
 
 @dataclass
@@ -122,7 +110,7 @@ async def _execute(run: Run, env: dict[str, str], workdir: Path, gate: asyncio.S
     notebook = nbformat.read(run.path, as_version=4)
     _, going_further = LOCAL_ONLY.get(run.name, ("", ""))
     if going_further is not None:
-        end = core_end(notebook)
+        end = core_end(notebook.cells)
         chosen = [c for c in notebook.cells[end:] if going_further and going_further in c.source]
         notebook.cells = notebook.cells[:end] + chosen
     notebook.cells.append(nbformat.v4.new_code_cell(PROBE_CELL))

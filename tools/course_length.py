@@ -22,8 +22,10 @@ import io
 import re
 import sys
 import tokenize
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import jupytext
 
@@ -37,7 +39,8 @@ MIN_PER_LINE_WRITTEN = 1
 LIMIT_PER_NOTEBOOK = 55  # minutes by this method
 LIMIT_ALL = 300  # minutes by this method, the six exercises together
 
-_OPTIONAL_HEADING = re.compile(r"^#+ .*(going further|optional)", re.I | re.M)
+# The heading that opens a notebook's optional part: "Going further", or any that says "optional".
+OPTIONAL_HEADING = re.compile(r"^#+ .*(going further|optional)", re.I | re.M)
 _REGION = re.compile(
     r"^[ \t]*### BEGIN (SOLUTION|HIDDEN TESTS)\n(.*?)^[ \t]*### END \1\n?", re.S | re.M
 )
@@ -98,13 +101,26 @@ def _code_lines(code: str) -> int:
     return sum(1 for line in code.splitlines() if line.strip() and not _is_comment(line))
 
 
+def core_end(cells: Sequence[Any]) -> int:
+    """The index of the first cell that opens the optional part (a markdown cell with an
+    `OPTIONAL_HEADING`), or `len(cells)`: the core path is `cells[:core_end(cells)]`. Takes the
+    cells of a notebook as jupytext or nbformat reads it."""
+    return next(
+        (
+            i
+            for i, cell in enumerate(cells)
+            if cell.cell_type == "markdown" and OPTIONAL_HEADING.search(cell.source)
+        ),
+        len(cells),
+    )
+
+
 def measure(master: Path) -> Length:
     """Count `master`'s core path (see the module docstring)."""
     words = given = tasks = points = written = 0
-    for cell in jupytext.read(master, fmt="py:percent").cells:
+    cells = jupytext.read(master, fmt="py:percent").cells
+    for cell in cells[: core_end(cells)]:
         if cell.cell_type == "markdown":
-            if _OPTIONAL_HEADING.search(cell.source):
-                break
             words += len(_WORD.findall(cell.source))
             continue
         if cell.cell_type != "code":
