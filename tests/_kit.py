@@ -377,41 +377,21 @@ def run_all(stem: str, blank: str, masters: Path = MASTERS) -> RunAll:
     """*Run All* of the master in this process on the grading model, with solution regions
     blanked: `blank="all"` (the release as a student gets it) or `"optional"` (core solved,
     going-further tasks left undone). Stops at the first cell that raises, as Jupyter does."""
-    from dspy_workbook.grading import GRADING_ENV
-
-    os.environ.update(GRADING_ENV)
-    os.environ.setdefault("MPLBACKEND", "Agg")
-    work = Path(tempfile.mkdtemp(prefix=f"runall-{stem}-"))
-    os.environ.setdefault("WORKBOOK_CACHE_DIR", str(work / "cache"))
-    os.chdir(work)
     first_optional = optional_start(stem, masters)
-    main = types.ModuleType("__main__")
-    sys.modules["__main__"] = main
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    report = RunAll()
-    stderr = io.StringIO()
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(stderr):
-        import logging
-
-        handler = logging.StreamHandler(stderr)
-        logging.getLogger().addHandler(handler)
-        try:
-            for cell in code_cells(stem, masters):
-                source = cell.source
-                if cell.is_solution and (blank == "all" or cell.index > first_optional):
-                    source = blank_solutions(source)
-                try:
-                    with time_bound(SUBMISSION_SECONDS):
-                        run_cell(source, f"<{stem} cell {cell.index}>", main.__dict__, loop)
-                except BaseException as exc:  # noqa: BLE001 — Run All stops at any error
-                    report.stopped_at, report.stopped_cell = cell.index, cell.grade_id or ""
-                    report.error = _one_line(exc)
-                    break
-                report.ran += 1
-        finally:
-            logging.getLogger().removeHandler(handler)
-    report.stderr_before_stop = stderr.getvalue()
+    undone = {
+        cell.grade_id
+        for cell in code_cells(stem, masters)
+        if cell.is_solution and cell.grade_id and (blank == "all" or cell.index > first_optional)
+    }
+    with kernel(stem, blank=undone, stop_at_error=True, masters=masters) as notebook:
+        stopped = notebook.stopped
+        report = RunAll(
+            ran=len(notebook.runs) - (stopped is not None),
+            stderr_before_stop=notebook.errors.getvalue(),
+        )
+        if stopped is not None:
+            report.stopped_at, report.stopped_cell = stopped.cell.index, stopped.cell.grade_id or ""
+            report.error = _one_line(stopped.error)
     return report
 
 
@@ -439,6 +419,7 @@ class Kernel:
     runs: list[CellRun] = field(default_factory=list)
     stopped: CellRun | None = None  # with stop_at_error: the cell Run All stopped at
     output: io.StringIO = field(default_factory=io.StringIO)  # stdout, stderr, log records
+    errors: io.StringIO = field(default_factory=io.StringIO)  # stderr and log records alone
 
     @property
     def printed(self) -> str:
@@ -463,8 +444,33 @@ class Kernel:
     def run(self, source: str, label: str = "<test>"):
         """Run more code in the notebook's namespace, as one more cell (it may `await`): its
         last expression's value; it raises what the code raises."""
-        with contextlib.redirect_stdout(self.output), contextlib.redirect_stderr(self.output):
+        with self.captured():
             return run_cell(source, label, self.namespace, self.loop)
+
+    def stderr(self) -> _Both:
+        """Where the kernel's stderr and log records go: `output` and `errors` both."""
+        return _Both(self.output, self.errors)
+
+    @contextlib.contextmanager
+    def captured(self) -> Iterator[None]:
+        """stdout into `output`; stderr into `output` and `errors` (see `stderr`)."""
+        with contextlib.redirect_stdout(self.output), contextlib.redirect_stderr(self.stderr()):
+            yield
+
+
+class _Both(io.TextIOBase):
+    """A text stream that writes to each of `streams`."""
+
+    def __init__(self, *streams: io.StringIO) -> None:
+        self.streams = streams
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            stream.write(text)
+        return len(text)
 
 
 def _logging_state() -> Callable[[], None]:
@@ -545,10 +551,9 @@ def kernel(
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     state = Kernel(stem, cells, main.__dict__, loop)
-    handler = logging.StreamHandler(state.output)
-    logging.getLogger().addHandler(handler)
+    logging.getLogger().addHandler(logging.StreamHandler(state.stderr()))
     try:
-        with contextlib.redirect_stdout(state.output), contextlib.redirect_stderr(state.output):
+        with state.captured():
             for cell in cells:
                 if until is not None and cell.grade_id == until:
                     break
@@ -564,7 +569,7 @@ def kernel(
                         run.shown = run_cell(
                             source, f"<{stem} cell {cell.index}>", main.__dict__, loop
                         )
-                except (Exception, CellTimeout) as exc:
+                except (Exception, SystemExit, CellTimeout) as exc:  # a kernel records these
                     run.error = exc
                 run.seconds = time.perf_counter() - started
                 state.runs.append(run)
@@ -575,7 +580,7 @@ def kernel(
                     break
         yield state
     finally:
-        restore_logging()  # also takes off the handler added above
+        restore_logging()  # also takes off the log handler added above
         if "matplotlib.pyplot" in sys.modules:
             sys.modules["matplotlib.pyplot"].close("all")
         loop.close()
