@@ -29,29 +29,25 @@ from tests._hosted import Proxy
 pytestmark = pytest.mark.local_lm  # needs the model file; the "hosted" tier (see report)
 
 MODEL = _class_server.MODEL  # "openai/course-model"
-class_server = _class_server.class_server  # the shared fixture: pytest finds it here
+# The course model on loopback, one server per session (`tests/_class_server.py`): imported
+# here, pytest finds the fixture.
+class_server = _class_server.class_server
 
 
 @pytest.fixture(scope="session")
-def server(class_server: ClassServer) -> ClassServer:
-    """The course model as ``course-model`` on loopback (`tests/_class_server.py`)."""
-    return class_server
-
-
-@pytest.fixture(scope="session")
-def proxy(server: ClassServer) -> Iterator[Proxy]:
-    running = Proxy(server.base_url).start()
+def proxy(class_server: ClassServer) -> Iterator[Proxy]:
+    running = Proxy(class_server.base_url).start()
     yield running
     running.stop()
 
 
 @pytest.fixture
-def hosted(proxy: Proxy, server: ClassServer, monkeypatch: pytest.MonkeyPatch) -> Proxy:
-    """The student's settings, pointed at the proxy; the proxy passing requests through."""
-    monkeypatch.setenv("WORKBOOK_LM", MODEL)
-    monkeypatch.setenv("OPENAI_API_BASE", proxy.base_url)
-    monkeypatch.setenv("OPENAI_API_KEY", server.api_key)
+def hosted(proxy: Proxy, class_server: ClassServer, monkeypatch: pytest.MonkeyPatch) -> Proxy:
+    """The student's settings (`kernel_env`), pointed at the proxy; the proxy passing requests
+    through."""
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)  # LiteLLM prefers it to OPENAI_API_BASE
+    for name, value in _class_server.kernel_env({}, proxy.base_url, class_server.api_key).items():
+        monkeypatch.setenv(name, value)
     return proxy.reset()
 
 
@@ -206,19 +202,22 @@ def test_streaming_and_concurrent_acalls(hosted: Proxy) -> None:
     assert len(answers) == 4 and all(isinstance(a.answer, str) for a in answers)
 
 
-def test_a_stream_is_not_cut_off_by_another_students_request(server: ClassServer) -> None:
+def test_a_stream_is_not_cut_off_by_another_students_request(class_server: ClassServer) -> None:
     """Requests queue: a second request arriving mid-stream must not end the first one early."""
     import http.client
     import json
     import threading
 
     def post(body: dict) -> http.client.HTTPResponse:
-        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=300)
-        headers = {"Authorization": f"Bearer {server.api_key}", "Content-Type": "application/json"}
+        connection = http.client.HTTPConnection("127.0.0.1", class_server.port, timeout=300)
+        headers = {
+            "Authorization": f"Bearer {class_server.api_key}",
+            "Content-Type": "application/json",
+        }
         connection.request("POST", "/v1/chat/completions", json.dumps(body), headers)
         return connection.getresponse()
 
-    ask = {"model": "course-model", "max_tokens": 200, "temperature": 0.0}
+    ask = {"model": _class_server.MODEL_ALIAS, "max_tokens": 200, "temperature": 0.0}
     events: list[dict] = []
     under_way = threading.Event()
 
