@@ -7,6 +7,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 
 __all__ = ["free_port", "stop_process", "wait_for_http"]
 
@@ -18,16 +19,23 @@ def free_port(host: str = "127.0.0.1") -> int:
         return probe.getsockname()[1]
 
 
-def wait_for_http(url: str, seconds: float = 60, interval: float = 0.1) -> None:
-    """Return once GET `url` answers 200; `TimeoutError` naming the URL after `seconds`.
+def wait_for_http(
+    url: str,
+    seconds: float = 60,
+    interval: float = 0.1,
+    headers: Mapping[str, str] | None = None,
+) -> None:
+    """Return once GET `url` (with `headers`, e.g. an API key) answers 200; `TimeoutError`
+    naming the URL after `seconds`.
 
     Any answer but 200 (a refused connection while the server starts, a 503 while it warms up)
     counts as not yet.
     """
+    request = urllib.request.Request(url, headers=dict(headers or {}))
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=1) as response:
+            with urllib.request.urlopen(request, timeout=1) as response:
                 if response.status == 200:
                     return
         except (urllib.error.URLError, OSError):

@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import json
 import stat
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
-import requests
 from _hub import Hub, run_in_kernel, running_hub, start_servers
 
-from dspy_workbook.net import free_port
+from dspy_workbook.net import free_port, wait_for_http
 
 pytestmark = pytest.mark.slow
 
@@ -68,16 +66,11 @@ def _service_process(hub: Hub, port: int) -> psutil.Process:
 
 def _wait_for_service(hub: Hub, port: int, key: str) -> None:
     """Until the service answers `/v1/models` with the key (it loads the model first)."""
-    deadline = time.monotonic() + SERVICE_START_SECONDS
-    url = f"http://127.0.0.1:{port}/v1/models"
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url, headers={"Authorization": f"Bearer {key}"}, timeout=5).ok:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"the course-model service did not answer in time\n{hub.log_tail()}")
+    url, auth = f"http://127.0.0.1:{port}/v1/models", {"Authorization": f"Bearer {key}"}
+    try:
+        wait_for_http(url, SERVICE_START_SECONDS, interval=0.5, headers=auth)
+    except TimeoutError as error:
+        raise AssertionError(f"the course-model service: {error}\n{hub.log_tail()}") from None
 
 
 @pytest.fixture(scope="module")
