@@ -171,15 +171,17 @@ def _check_clocks(Profiler: type) -> None:
 
     def burn() -> None:
         start = time.thread_time()
-        while time.thread_time() - start < 0.1:
+        # 0.12 s, as the hidden test: os.times() counts whole 10 ms ticks, and at 0.10 s a
+        # correct profiler built on it read 0.09 (below 90 %) about one run in ten under load.
+        while time.thread_time() - start < 0.12:
             sum(range(1000))
         burned.append(time.thread_time() - start)
 
     try:
         with clocks.profile("empty"):
             pass
-        with clocks.profile("sleeps 0.12 s"):
-            time.sleep(0.12)
+        with clocks.profile("sleeps 0.15 s"):
+            time.sleep(0.15)
         with clocks.profile("a thread computes"):
             worker = threading.Thread(target=burn)
             worker.start()
@@ -188,10 +190,10 @@ def _check_clocks(Profiler: type) -> None:
         if tracemalloc.is_tracing():
             tracemalloc.stop()
     got = _records(clocks)
-    empty, long, computes = got["empty"], got["sleeps 0.12 s"], got["a thread computes"]
+    empty, long, computes = got["empty"], got["sleeps 0.15 s"], got["a thread computes"]
     expect(
-        empty.seconds < long.seconds and 0.12 <= long.seconds < 5,
-        f"an empty block and a 0.12 s sleep recorded seconds={empty.seconds:.3f} and "
+        empty.seconds < long.seconds and 0.15 <= long.seconds < 5,
+        f"an empty block and a 0.15 s sleep recorded seconds={empty.seconds:.3f} and "
         f"{long.seconds:.3f}: record the block's wall time in seconds (`time.perf_counter()`)",
     )
     expect(
